@@ -1,0 +1,54 @@
+"""Views of a clip for contrastive learning (GUIDE 2.1).
+
+``adjacent`` (SemiSupCon): read one window of N*T samples at a random offset and cut it
+into N adjacent, non-overlapping chunks of T samples; only when the file is shorter than
+N*T fall back to N independent random crops.  ``random`` (CLMR): N independent random
+crops.  A file shorter than T is zero-padded.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from ..audio import AudioError
+from ..audio import read as read_file
+
+__all__ = ["VIEW_STRATEGIES", "ClipReader", "FileReader", "crop_views"]
+
+VIEW_STRATEGIES = ("adjacent", "random")
+
+
+class ClipReader(Protocol):
+    """Anything that reads a window of ``num_samples`` from a clip (file or decoded cache)."""
+
+    sample_rate: int
+
+    def read(self, path: str, num_samples: int, offset: float | None = None,
+             rng: np.random.Generator | None = None, pad: bool = False) -> np.ndarray: ...
+
+
+class FileReader:
+    """Decode straight from the audio file (soundfile), resampling to ``sample_rate``."""
+
+    def __init__(self, sample_rate: int):
+        self.sample_rate = int(sample_rate)
+
+    def read(self, path, num_samples, offset=None, rng=None, pad=False):
+        return read_file(path, self.sample_rate, offset=offset, num_samples=num_samples, rng=rng, pad=pad)
+
+
+def crop_views(reader: ClipReader, path: str, n_views: int, clip_samples: int, strategy: str,
+               rng: np.random.Generator) -> np.ndarray:
+    """``n_views`` crops of ``clip_samples`` from ``path`` as float32 [n_views, clip_samples]."""
+    if strategy not in VIEW_STRATEGIES:
+        raise ValueError(f"unknown view strategy {strategy!r}; choose one of {VIEW_STRATEGIES}")
+    if strategy == "adjacent":
+        try:
+            window = reader.read(path, n_views * clip_samples, rng=rng)
+            return window.reshape(n_views, clip_samples)
+        except AudioError as exc:
+            if "too short" not in str(exc):
+                raise
+    return np.stack([reader.read(path, clip_samples, rng=rng, pad=True) for _ in range(n_views)])

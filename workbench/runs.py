@@ -1,0 +1,114 @@
+"""Run directories: every run writes a new ``runs/<timestamp>-<name>/`` and never overwrites one.
+
+A run directory holds ``config.yaml`` (fully resolved), ``splits/`` (the ids of every
+clip it may use), ``env.json`` (versions, device, git commit), ``metrics.csv`` /
+``metrics.json``, ``checkpoints/`` and, once finished, a ``FINISHED`` marker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+__all__ = ["new_run_dir", "environment", "write_env", "write_json", "mark_finished", "is_finished",
+           "RunExistsError", "FINISHED_MARKER"]
+
+FINISHED_MARKER = "FINISHED"
+_SAFE = re.compile(r"[^A-Za-z0-9_.=-]+")
+
+
+class RunExistsError(FileExistsError):
+    """Refusal to write into a run that already finished."""
+
+
+def new_run_dir(base: str | Path, name: str, *, fixed: bool = False) -> Path:
+    """Create a fresh run directory ``<base>/<UTC timestamp>-<name>`` (``<base>/<name>`` if fixed).
+
+    A clash gets a numeric suffix; an existing finished run is never reused.
+    """
+    base = Path(base)
+    base.mkdir(parents=True, exist_ok=True)
+    slug = _SAFE.sub("_", name).strip("_") or "run"
+    stem = slug if fixed else f"{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{slug}"
+    for i in range(1000):
+        path = base / (stem if i == 0 else f"{stem}-{i}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        (path / "checkpoints").mkdir()
+        (path / "splits").mkdir()
+        return path
+    raise RunExistsError(f"could not create a new run directory under {base} for {name!r}")
+
+
+def _git_commit() -> str | None:
+    try:
+        root = Path(__file__).resolve().parents[1]
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5)
+        if out.returncode != 0:
+            return None
+        return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment() -> dict[str, Any]:
+    """Versions, hardware and git commit, for ``env.json``."""
+    import importlib.metadata as md
+
+    import torch
+
+    pkgs = {}
+    for name in ("torch", "torchaudio", "torch-audiomentations", "lightning", "numpy", "scikit-learn",
+                 "mir_eval", "soundfile", "pedalboard", "pyfluidsynth", "pandas"):
+        try:
+            pkgs[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pkgs[name] = None
+    cuda = torch.cuda.is_available()
+    return {
+        "time": datetime.now(timezone.utc).isoformat(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "hostname": platform.node(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": cuda,
+        "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
+        "packages": pkgs,
+        "git_commit": _git_commit(),
+        "argv": sys.argv,
+    }
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Write JSON atomically (temp file + rename) so a kill never leaves half a file."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def write_env(run_dir: str | Path) -> Path:
+    return write_json(Path(run_dir) / "env.json", environment())
+
+
+def mark_finished(run_dir: str | Path, **info: Any) -> None:
+    write_json(Path(run_dir) / FINISHED_MARKER, {"finished": time.time(), **info})
+
+
+def is_finished(run_dir: str | Path) -> bool:
+    return (Path(run_dir) / FINISHED_MARKER).exists()

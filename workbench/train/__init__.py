@@ -1,0 +1,1 @@
+"""Trainers: contrastive pretraining (``pretrain``) and the end-to-end supervised baseline."""
