@@ -61,6 +61,12 @@ def _build(name: str, root: str) -> tuple[pd.DataFrame, tuple[str, ...]]:
 def task(name: str, root: str | Path | None = None) -> Task:
     """Task metadata; data-dependent class lists are read from the resolved root."""
     spec = get_spec(name)
+    if spec.dataset == "folder":  # kind and classes come from the folder's optional labels CSV
+        from .loaders.folder import folder_task
+
+        path = data_root(name, root).path
+        _, classes = _build(name, str(path))
+        return folder_task(spec, path, list(classes))
     if spec.classes or spec.kind in ("regression", "unlabeled"):
         return spec
     _, classes = _build(name, str(data_root(name, root).path))

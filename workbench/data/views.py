@@ -15,7 +15,7 @@ import numpy as np
 from ..audio import AudioError
 from ..audio import read as read_file
 
-__all__ = ["VIEW_STRATEGIES", "ClipReader", "FileReader", "crop_views"]
+__all__ = ["VIEW_STRATEGIES", "ClipReader", "FileReader", "CachedReader", "crop_views"]
 
 VIEW_STRATEGIES = ("adjacent", "random")
 
@@ -37,6 +37,20 @@ class FileReader:
 
     def read(self, path, num_samples, offset=None, rng=None, pad=False):
         return read_file(path, self.sample_rate, offset=offset, num_samples=num_samples, rng=rng, pad=pad)
+
+
+class CachedReader:
+    """Read from a decoded-audio cache (``workbench data prepare``), falling back to the file
+    for clips the cache does not hold."""
+
+    def __init__(self, cache, sample_rate: int):
+        self.cache, self.fallback = cache, FileReader(sample_rate)
+        self.sample_rate = int(sample_rate)
+
+    def read(self, path, num_samples, offset=None, rng=None, pad=False):
+        if self.cache.has(path):
+            return self.cache.read(path, num_samples, offset=offset, rng=rng, pad=pad)
+        return self.fallback.read(path, num_samples, offset=offset, rng=rng, pad=pad)
 
 
 def crop_views(reader: ClipReader, path: str, n_views: int, clip_samples: int, strategy: str,
