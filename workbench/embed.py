@@ -1,0 +1,530 @@
+"""Frozen-encoder embeddings of whole tracks, extracted once and cached on disk (GUIDE 2.5).
+
+:func:`extract` puts the encoder in eval mode under ``torch.no_grad`` (BatchNorm
+statistics never move; the caller's train/eval flag is restored afterwards), reads every
+track of a task split whole with :func:`workbench.audio.read` at the encoder's sample
+rate, cuts it into non-overlapping ``clip_samples`` chunks and encodes the chunks in
+batches. The projection head is never used: :func:`workbench.models.load_encoder`
+returns only the encoder.
+
+Chunking: a track of L samples gives ``1 + (L - T) // hop`` chunks of T samples starting
+at 0, hop, 2·hop, … (hop = T by default: non-overlapping; the remainder after the last
+whole chunk is dropped). A track shorter than one chunk is zero-padded to one chunk.
+``max_chunks`` keeps that many chunks spread evenly over the track.
+
+Cache: ``<cache_dir>/<key>.npy`` (the chunk embeddings) and ``<key>.json`` (ids,
+track index, targets, settings), where ``key`` is the sha256 of the checkpoint file (or
+of the encoder's state-dict bytes) together with the task, split, data root, the
+split's manifest, the chunking settings and ``transform_key``. A cache hit reads the
+two files and never touches the encoder.
+
+CLI (wired as ``python -m workbench embed``)::
+
+    python -m workbench embed --checkpoint runs/x/last.ckpt --task nsynth_pitch --split test --out emb/
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["CACHE_VERSION", "Embeddings", "cache_key", "chunk_starts", "default_cache_dir", "extract",
+           "main", "segment_mean", "state_dict_sha256", "target_array", "file_sha256"]
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+DEFAULT_BATCH_SIZE = 64
+DEFAULT_READ_AHEAD = 16  # tracks decoded ahead of the encoder when num_workers > 0
+_HASH_BLOCK = 1 << 20
+
+
+# ---------------------------------------------------------------- the result
+
+@dataclass
+class Embeddings:
+    """Chunk embeddings of one task split.
+
+    X: float32 ``[n_chunks, D]``; track_index: int64 ``[n_chunks]``, the row of each
+    chunk's track in ``ids``/``targets``; ids: the track ids (manifest order); targets:
+    track-level targets as arrays (see :func:`target_array`); meta: how they were made.
+    """
+
+    X: np.ndarray
+    track_index: np.ndarray
+    ids: list[str]
+    targets: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.X = np.asarray(self.X, dtype=np.float32)
+        self.track_index = np.asarray(self.track_index, dtype=np.int64)
+        self.ids = [str(i) for i in self.ids]
+        if self.X.ndim != 2 or len(self.X) != len(self.track_index):
+            raise ValueError(f"X must be [n_chunks, D] with one track_index per chunk; got X {self.X.shape} "
+                             f"and track_index {self.track_index.shape}.")
+        if len(self.targets) != len(self.ids):
+            raise ValueError(f"{len(self.ids)} ids but {len(self.targets)} targets.")
+        if len(self.track_index) and (self.track_index.min() < 0 or self.track_index.max() >= len(self.ids)):
+            raise ValueError("track_index points outside the track list.")
+
+    @property
+    def n_tracks(self) -> int:
+        return len(self.ids)
+
+    @property
+    def n_chunks(self) -> int:
+        return len(self.X)
+
+    @property
+    def dim(self) -> int:
+        return int(self.X.shape[1])
+
+    def chunk_targets(self) -> np.ndarray:
+        """Each chunk's target (its track's)."""
+        return self.targets[self.track_index]
+
+    def track_mean(self) -> np.ndarray:
+        """Per-track mean of the chunk embeddings, ``[n_tracks, D]`` (a track with no chunk
+        gives zeros)."""
+        return segment_mean(self.X, self.track_index, self.n_tracks)
+
+    def subset(self, tracks: Sequence[int] | np.ndarray) -> "Embeddings":
+        """The given track rows (and their chunks), renumbered in the given order."""
+        tracks = np.asarray(tracks, dtype=np.int64)
+        remap = np.full(self.n_tracks, -1, dtype=np.int64)
+        remap[tracks] = np.arange(len(tracks))
+        keep = remap[self.track_index] >= 0
+        order = np.argsort(remap[self.track_index][keep], kind="stable")
+        return Embeddings(self.X[keep][order], remap[self.track_index][keep][order],
+                          [self.ids[i] for i in tracks], self.targets[tracks],
+                          {**self.meta, "subset_of": self.n_tracks})
+
+
+def segment_mean(values: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:
+    """Mean of the rows of ``values`` sharing each ``index`` value, ``[n, D]`` (zeros where none)."""
+    sums = np.zeros((n, values.shape[1]), dtype=np.float64)
+    np.add.at(sums, index, values)
+    counts = np.bincount(index, minlength=n).astype(np.float64)
+    return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
+
+
+_segment_mean = segment_mean  # former private name, kept for callers that imported it
+
+
+# ---------------------------------------------------------------- targets
+
+def target_array(task, targets: Sequence) -> np.ndarray:
+    """Manifest targets as an array: multilabel → multi-hot float32 ``[N, C]``;
+    multiclass → int64 ``[N]``; regression → float32 ``[N, K]``; unlabeled → ``[N, 0]``."""
+    targets = list(targets)
+    n = len(targets)
+    if task.kind == "multilabel":
+        n_classes = task.num_outputs or (1 + max((max(t) for t in targets if len(t)), default=-1))
+        out = np.zeros((n, n_classes), dtype=np.float32)
+        for i, t in enumerate(targets):
+            idx = np.asarray(list(t), dtype=np.int64)
+            if idx.size and (idx.min() < 0 or idx.max() >= n_classes):
+                raise ValueError(f"task {task.name}: label index out of range 0..{n_classes - 1} in row {i}.")
+            out[i, idx] = 1.0
+        return out
+    if task.kind == "multiclass":
+        if any(t is None for t in targets):
+            raise ValueError(f"task {task.name}: some rows have no target; multiclass probing needs labels.")
+        return np.asarray(targets, dtype=np.int64).reshape(n)
+    if task.kind == "regression":
+        return np.asarray([list(np.atleast_1d(t)) for t in targets], dtype=np.float32).reshape(n, -1)
+    return np.zeros((n, 0), dtype=np.float32)
+
+
+# ---------------------------------------------------------------- hashing and cache
+
+_FILE_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes (memoised per path, size and mtime)."""
+    p = Path(path)
+    st = p.stat()
+    memo = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if memo not in _FILE_HASHES:
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(_HASH_BLOCK), b""):
+                h.update(block)
+        _FILE_HASHES[memo] = h.hexdigest()
+    return _FILE_HASHES[memo]
+
+
+def state_dict_sha256(module_or_state: nn.Module | dict) -> str:
+    """sha256 of a state dict: every entry's name, dtype, shape and raw bytes, in order."""
+    state = module_or_state.state_dict() if isinstance(module_or_state, nn.Module) else module_or_state
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name]
+        if not isinstance(t, torch.Tensor):
+            h.update(f"{name}={t!r};".encode())
+            continue
+        t = t.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}:{t.dtype}:{tuple(state[name].shape)};".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def default_cache_dir() -> Path:
+    """``workbench.data.roots.cache_dir()/embeddings``."""
+    from .data.roots import cache_dir
+
+    return cache_dir() / "embeddings"
+
+
+def cache_key(fields: dict) -> str:
+    """Hex sha256 of the JSON of ``fields`` (sorted keys)."""
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _manifest_digest(rows) -> str:
+    h = hashlib.sha256()
+    for r in rows.itertuples(index=False):
+        h.update(json.dumps([str(r.id), str(r.path), _jsonable(r.target)], default=str).encode())
+    return h.hexdigest()
+
+
+def _jsonable(v):
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (np.integer, np.floating)):
+        return v.item()
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    return v
+
+
+def _save_cache(directory: Path, key: str, emb: Embeddings) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp_npy = directory / f".{key}.{os.getpid()}.npy"
+    tmp_json = directory / f".{key}.{os.getpid()}.json"
+    np.save(tmp_npy, emb.X)
+    index = {"version": CACHE_VERSION, "ids": emb.ids, "track_index": emb.track_index.tolist(),
+             "targets": emb.targets.tolist(), "targets_dtype": str(emb.targets.dtype),
+             "targets_shape": list(emb.targets.shape), "meta": emb.meta}
+    tmp_json.write_text(json.dumps(index, default=str))
+    os.replace(tmp_npy, directory / f"{key}.npy")  # the .json last: its presence marks a complete entry
+    os.replace(tmp_json, directory / f"{key}.json")
+
+
+def _load_cache(directory: Path, key: str) -> Embeddings | None:
+    npy, idx = directory / f"{key}.npy", directory / f"{key}.json"
+    if not (npy.exists() and idx.exists()):
+        return None
+    try:
+        index = json.loads(idx.read_text())
+        X = np.load(npy, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring unreadable embedding cache entry %s (%s); re-extracting", idx, exc)
+        return None
+    if index.get("version") != CACHE_VERSION:
+        return None
+    targets = np.asarray(index["targets"], dtype=index["targets_dtype"]).reshape(index["targets_shape"])
+    meta = dict(index["meta"], cache_hit=True)
+    return Embeddings(X, np.asarray(index["track_index"], dtype=np.int64), index["ids"], targets, meta)
+
+
+# ---------------------------------------------------------------- chunking and reading
+
+def chunk_starts(n_samples: int, clip_samples: int, hop: int | None = None,
+                 max_chunks: int | None = None) -> np.ndarray:
+    """Start samples of the chunks of a track of ``n_samples`` (see the module docstring)."""
+    if clip_samples <= 0:
+        raise ValueError(f"clip_samples must be positive, got {clip_samples}.")
+    hop = clip_samples if hop is None else int(hop)
+    if hop <= 0:
+        raise ValueError(f"hop must be positive, got {hop}.")
+    if n_samples <= clip_samples:
+        starts = np.zeros(1, dtype=np.int64)
+    else:
+        starts = np.arange(1 + (n_samples - clip_samples) // hop, dtype=np.int64) * hop
+    if max_chunks is not None:
+        if max_chunks <= 0:
+            raise ValueError(f"max_chunks must be positive or None, got {max_chunks}.")
+        if len(starts) > max_chunks:
+            pick = np.round(np.linspace(0, len(starts) - 1, max_chunks)).astype(np.int64)
+            starts = starts[pick]
+    return starts
+
+
+def _cut(x: np.ndarray, clip_samples: int, hop: int | None, max_chunks: int | None) -> np.ndarray:
+    if len(x) < clip_samples:
+        x = np.pad(x, (0, clip_samples - len(x)))
+    starts = chunk_starts(len(x), clip_samples, hop, max_chunks)
+    return np.stack([x[s:s + clip_samples] for s in starts])
+
+
+def _read_tracks(paths: Sequence[str], sample_rate: int, num_workers: int) -> Iterator[np.ndarray]:
+    from . import audio
+
+    if num_workers <= 0:
+        for p in paths:
+            yield audio.read(p, sample_rate)
+        return
+    with ThreadPoolExecutor(max_workers=num_workers) as pool:
+        pending = []
+        it = iter(paths)
+        for p in it:
+            pending.append(pool.submit(audio.read, p, sample_rate))
+            if len(pending) >= DEFAULT_READ_AHEAD:
+                yield pending.pop(0).result()
+        for f in pending:
+            yield f.result()
+
+
+def _fit_length(x: torch.Tensor, clip_samples: int) -> torch.Tensor:
+    """Crop or zero-pad ``[B, 1, T']`` to T = clip_samples (a transform may change length)."""
+    t = x.shape[-1]
+    if t > clip_samples:
+        return x[..., :clip_samples]
+    if t < clip_samples:
+        return torch.nn.functional.pad(x, (0, clip_samples - t))
+    return x
+
+
+# ---------------------------------------------------------------- extraction
+
+def _resolve_encoder(source) -> tuple[nn.Module, dict, str]:
+    """(encoder, meta, sha256) for a module, a checkpoint path or an in-memory state dict."""
+    if isinstance(source, nn.Module):
+        meta = {"name": type(source).__name__, "checkpoint": None}
+        return source, meta, state_dict_sha256(source)
+    from .models import load_encoder
+
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint {path} not found. Pass a checkpoint file (.ckpt/.pt) "
+                                    "or an encoder module.")
+        digest = file_sha256(path)
+        encoder, meta = load_encoder(str(path), map_location="cpu")
+        return encoder, {**meta, "checkpoint": str(path)}, digest
+    if isinstance(source, dict):
+        encoder, meta = load_encoder(source, map_location="cpu")
+        return encoder, {**meta, "checkpoint": None}, state_dict_sha256(encoder)
+    raise TypeError(f"expected an encoder nn.Module, a checkpoint path or a state dict, got {type(source).__name__}.")
+
+
+def _setting(explicit, encoder_meta: dict, encoder: nn.Module | None, name: str) -> int:
+    if explicit is not None:
+        return int(explicit)
+    if encoder is not None and getattr(encoder, name, None) is not None:
+        return int(getattr(encoder, name))
+    if encoder_meta.get(name) is not None:
+        return int(encoder_meta[name])
+    raise ValueError(f"the encoder declares no {name}; pass {name}=… to extract().")
+
+
+def extract(
+    checkpoint_or_encoder,
+    task,
+    split: str,
+    *,
+    root: str | Path | None = None,
+    sample_rate: int | None = None,
+    clip_samples: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    device: str | torch.device = "cpu",
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    hop: int | None = None,
+    max_chunks: int | None = None,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    transform_key: str | None = None,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> Embeddings:
+    """Chunk embeddings of every track of ``task``'s ``split``.
+
+    checkpoint_or_encoder: an encoder module (``[B, 1, T] → [B, D]``), a checkpoint path
+        (Lightning checkpoint or plain encoder state dict) or an in-memory state dict.
+    task: a task name or :class:`workbench.data.Task`.
+    sample_rate, clip_samples: override the encoder's own.
+    hop, max_chunks: chunking (module docstring); defaults: non-overlapping, all chunks.
+    transform: optional callable on ``[B, 1, T]`` chunk batches on ``device`` (e.g. a
+        corruption), applied before the encoder; its output is cropped/padded back to T.
+        Needs ``transform_key`` naming it (kind, severity, seed) for the cache.
+    num_workers: threads decoding audio ahead of the encoder (0: in the calling thread).
+    use_cache: False neither reads nor writes the cache.
+    device: where the encoder runs (a given module is moved there and left there).
+    """
+    from . import data
+
+    if isinstance(task, str):
+        task = data.task(task, root)
+    if split not in data.SPLITS:
+        raise ValueError(f"split must be one of {data.SPLITS}, got {split!r}.")
+    if transform is not None and transform_key is None and use_cache:
+        raise ValueError("a transform needs transform_key=… (e.g. 'chain-s1.0-seed0') so that its embeddings "
+                         "are cached apart from clean ones; or pass use_cache=False.")
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}.")
+
+    droot = data.resolve_root(task.dataset, root)
+    df = data.manifest(task.name, root)
+    rows = df[df["split"] == split].reset_index(drop=True)
+    if rows.empty:
+        raise ValueError(f"task {task.name}: split {split!r} is empty under {droot.path}.")
+
+    # Identify the encoder without building it when a checkpoint file is given, so a hit
+    # costs one hash and two file reads.
+    encoder = None
+    if isinstance(checkpoint_or_encoder, (str, Path)):
+        if not Path(checkpoint_or_encoder).is_file():
+            raise FileNotFoundError(f"checkpoint {checkpoint_or_encoder} not found. Pass a checkpoint file "
+                                    "(.ckpt/.pt) or an encoder module.")
+        digest = file_sha256(checkpoint_or_encoder)
+        enc_meta = {"checkpoint": str(checkpoint_or_encoder)}
+        key_sr, key_clip = sample_rate, clip_samples  # None = the checkpoint's own, fixed by the digest
+    else:
+        encoder, enc_meta, digest = _resolve_encoder(checkpoint_or_encoder)
+        key_sr = _setting(sample_rate, enc_meta, encoder, "sample_rate")
+        key_clip = _setting(clip_samples, enc_meta, encoder, "clip_samples")
+
+    fields = {"version": CACHE_VERSION, "encoder_sha256": digest, "task": task.name, "split": split,
+              "data_root": str(droot.path), "manifest": _manifest_digest(rows), "sample_rate": key_sr,
+              "clip_samples": key_clip, "hop": hop, "max_chunks": max_chunks, "transform": transform_key}
+    key = cache_key(fields)
+    directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if use_cache:
+        hit = _load_cache(directory, key)
+        if hit is not None:
+            log.info("embeddings for %s/%s from cache %s", task.name, split, directory / f"{key}.npy")
+            return hit
+
+    if encoder is None:
+        encoder, enc_meta, _ = _resolve_encoder(checkpoint_or_encoder)
+    sr = _setting(sample_rate, enc_meta, encoder, "sample_rate")
+    clip = _setting(clip_samples, enc_meta, encoder, "clip_samples")
+
+    X, track_index = _encode(encoder, rows["path"].tolist(), sr, clip, hop, max_chunks, batch_size,
+                             torch.device(device), transform, num_workers, progress,
+                             desc=f"embed {task.name}/{split}")
+    meta = {"task": task.name, "split": split, "data_root": str(droot.path), "data_source": droot.source,
+            "synthetic": bool(droot.synthetic), "sample_rate": sr, "clip_samples": clip, "hop": hop or clip,
+            "max_chunks": max_chunks, "transform": transform_key, "encoder": enc_meta.get("name"),
+            "checkpoint": enc_meta.get("checkpoint"), "encoder_sha256": digest, "cache_key": key,
+            "cache_hit": False}
+    emb = Embeddings(X, track_index, rows["id"].astype(str).tolist(), target_array(task, rows["target"]), meta)
+    if use_cache:
+        _save_cache(directory, key, emb)
+    return emb
+
+
+@torch.no_grad()
+def _encode(encoder: nn.Module, paths: list[str], sample_rate: int, clip: int, hop: int | None,
+            max_chunks: int | None, batch_size: int, device: torch.device, transform, num_workers: int,
+            progress: bool, desc: str) -> tuple[np.ndarray, np.ndarray]:
+    was_training = encoder.training
+    encoder.eval()
+    encoder.to(device)
+    outs: list[np.ndarray] = []
+    owners: list[np.ndarray] = []
+    buf: list[np.ndarray] = []
+    buf_owner: list[np.ndarray] = []
+    buffered = 0
+
+    def flush() -> None:
+        nonlocal buf, buf_owner, buffered
+        chunks = np.concatenate(buf)
+        owner = np.concatenate(buf_owner)
+        for s in range(0, len(chunks), batch_size):
+            x = torch.from_numpy(chunks[s:s + batch_size]).to(device).unsqueeze(1)
+            if transform is not None:
+                x = _fit_length(transform(x), clip)
+            z = encoder(x)
+            if z.ndim != 2 or z.shape[0] != x.shape[0]:
+                raise ValueError(f"the encoder returned shape {tuple(z.shape)} for input {tuple(x.shape)}; "
+                                 "expected [B, D]. Pass the encoder, not the whole contrastive model.")
+            outs.append(z.float().cpu().numpy())
+        owners.append(owner)
+        buf, buf_owner, buffered = [], [], 0
+
+    try:
+        tracks = _read_tracks(paths, sample_rate, num_workers)
+        if progress:
+            from tqdm.auto import tqdm
+
+            tracks = tqdm(tracks, total=len(paths), desc=desc, leave=False)
+        for i, x in enumerate(tracks):
+            chunks = _cut(x, clip, hop, max_chunks)
+            buf.append(chunks)
+            buf_owner.append(np.full(len(chunks), i, dtype=np.int64))
+            buffered += len(chunks)
+            if buffered >= batch_size:
+                flush()
+        if buffered:
+            flush()
+    finally:
+        encoder.train(was_training)
+    return np.concatenate(outs).astype(np.float32), np.concatenate(owners)
+
+
+# ---------------------------------------------------------------- CLI
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m workbench embed",
+                                description="Extract frozen-encoder chunk embeddings of a task split.")
+    p.add_argument("--checkpoint", required=True, help="checkpoint (.ckpt) or plain encoder state dict (.pt)")
+    p.add_argument("--task", required=True, help="task name, e.g. nsynth_pitch")
+    p.add_argument("--split", nargs="+", default=["test"], help="train/valid/test (several allowed; default test)")
+    p.add_argument("--out", required=True, help="output folder: <task>_<split>.npy and <task>_<split>.csv")
+    p.add_argument("--root", default=None, help="data root (default: $WORKBENCH_DATA or the embedded benchmark)")
+    p.add_argument("--sample-rate", type=int, default=None)
+    p.add_argument("--clip-samples", type=int, default=None)
+    p.add_argument("--hop", type=int, default=None)
+    p.add_argument("--max-chunks", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--no-cache", action="store_true")
+    return p
+
+
+def write_index(emb: Embeddings, npy_path: Path, csv_path: Path) -> None:
+    """Write ``X`` as .npy and a per-chunk CSV index (chunk, id, track_index, target)."""
+    import pandas as pd
+
+    np.save(npy_path, emb.X)
+    targets = emb.chunk_targets()
+    pd.DataFrame({
+        "chunk": np.arange(emb.n_chunks),
+        "id": [emb.ids[i] for i in emb.track_index],
+        "track_index": emb.track_index,
+        "target": [json.dumps(_jsonable(t)) for t in targets],
+    }).to_csv(csv_path, index=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m workbench embed …``: write ``<out>/<task>_<split>.npy`` + ``.csv`` index."""
+    args = _parser().parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for split in args.split:
+        emb = extract(args.checkpoint, args.task, split, root=args.root, sample_rate=args.sample_rate,
+                      clip_samples=args.clip_samples, batch_size=args.batch_size, device=args.device,
+                      cache_dir=args.cache_dir, use_cache=not args.no_cache, hop=args.hop,
+                      max_chunks=args.max_chunks, num_workers=args.num_workers)
+        stem = f"{args.task}_{split}"
+        write_index(emb, out / f"{stem}.npy", out / f"{stem}.csv")
+        (out / f"{stem}.json").write_text(json.dumps(emb.meta, indent=2, default=str))
+        print(f"{split}: {emb.n_tracks} tracks, {emb.n_chunks} chunks × {emb.dim} -> {out / (stem + '.npy')}")
+    return 0
