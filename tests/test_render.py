@@ -1,0 +1,410 @@
+"""The embedded benchmark generator (``workbench.data.render``) at the ``tiny`` scale.
+
+Labels are checked by independent analysis written here (a YIN f0 estimate for NSynth
+pitches, a Krumhansl-Schmuckler key estimate for GiantSteps keys, high-frequency
+transient energy for MTAT's drums tag), the layouts against the real files' formats,
+and determinism by hashing two renders of one seed.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from workbench.data import render
+from workbench.data.tasks import KEY_CLASSES, NSYNTH_FAMILIES
+
+SR = 16000
+NSYNTH_FIELDS = {"note", "note_str", "pitch", "velocity", "instrument", "instrument_str", "instrument_family",
+                 "instrument_family_str", "instrument_source", "instrument_source_str", "sample_rate", "qualities",
+                 "qualities_str"}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> tuple[Path, dict]:
+    """The tiny benchmark, rendered once per test session (shared by pytest-xdist workers through
+    ensure_rendered's lock; the folder name carries a hash of the generator's source)."""
+    from workbench.data import music, synth
+
+    source = b"".join(Path(m.__file__).read_bytes() for m in (render, music, synth))
+    name = f"render-tiny-seed0-{hashlib.sha1(source).hexdigest()[:12]}"
+    out = render.ensure_rendered(tmp_path_factory.getbasetemp().parent / name, "tiny", 0)
+    return out, json.loads((out / render.MARKER).read_text())
+
+
+def _hashes(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != render.MARKER}
+
+
+# --------------------------------------------------------------------------- independent analysis
+def _yin_f0(x: np.ndarray, sr: int, fmin: float = 40.0, fmax: float = 1000.0, threshold: float = 0.15) -> float:
+    """YIN (de Cheveigné & Kawahara 2002) on one frame: cumulative mean normalised difference."""
+    max_lag, min_lag = int(sr / fmin), int(sr / fmax)
+    w = len(x) - max_lag
+    d = np.array([np.sum((x[:w] - x[lag:lag + w]) ** 2) for lag in range(max_lag + 1)])
+    cmnd = np.ones_like(d)
+    cmnd[1:] = d[1:] * np.arange(1, len(d)) / np.maximum(np.cumsum(d[1:]), 1e-12)
+    below = np.flatnonzero(cmnd[min_lag:] < threshold)
+    if below.size:
+        lag = min_lag + below[0]
+        while lag + 1 < len(cmnd) and cmnd[lag + 1] < cmnd[lag]:
+            lag += 1
+    else:
+        lag = min_lag + int(np.argmin(cmnd[min_lag:]))
+    if 1 <= lag < len(cmnd) - 1:  # parabolic interpolation
+        a, b, c = cmnd[lag - 1], cmnd[lag], cmnd[lag + 1]
+        lag = lag + 0.5 * (a - c) / (a - 2 * b + c) if (a - 2 * b + c) != 0 else lag
+    return sr / lag
+
+
+# Krumhansl-Kessler key profiles (Krumhansl 1990), C major / C minor.
+KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+FLATS = ["C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B"]
+SHARP_TO_FLAT = {"C#": "Db", "D#": "Eb", "F#": "Gb", "G#": "Ab", "A#": "Bb"}
+
+
+def _chroma(x: np.ndarray, sr: int, n_fft: int = 4096) -> np.ndarray:
+    hop = n_fft // 2
+    frames = np.array([x[i:i + n_fft] * np.hanning(n_fft) for i in range(0, len(x) - n_fft, hop)])
+    mag = np.abs(np.fft.rfft(frames, axis=1)).sum(axis=0)
+    freqs = np.fft.rfftfreq(n_fft, 1 / sr)
+    band = (freqs > 55) & (freqs < 2000)
+    pcs = np.round(12 * np.log2(freqs[band] / 440.0) + 69).astype(int) % 12
+    chroma = np.zeros(12)
+    np.add.at(chroma, pcs, mag[band])
+    return chroma
+
+
+def _ks_key(x: np.ndarray, sr: int) -> str:
+    c = _chroma(x, sr)
+    scores = {f"{FLATS[t]} {mode}": np.corrcoef(c, np.roll(profile, t))[0, 1]
+              for t in range(12) for mode, profile in (("major", KK_MAJOR), ("minor", KK_MINOR))}
+    return max(scores, key=scores.get)
+
+
+def _fold(label: str) -> str:
+    tonic, mode = label.split()
+    return f"{SHARP_TO_FLAT.get(tonic, tonic)} {mode}"
+
+
+# --------------------------------------------------------------------------- layout
+def test_nsynth_layout_and_fields(tiny):
+    out, meta = tiny
+    sc = render.SCALES["tiny"]
+    seen: set[str] = set()
+    for split in ("train", "valid", "test"):
+        folder = out / "nsynth" / f"nsynth-{split}"
+        examples = json.loads((folder / "examples.json").read_text())
+        assert examples, split
+        assert not seen & set(examples), "note_str ids must be unique across splits, as in NSynth"
+        seen |= set(examples)
+        wavs = sorted(p.stem for p in (folder / "audio").glob("*.wav"))
+        assert wavs == sorted(examples), f"{split}: examples.json and audio/ disagree"
+        for note_str, ex in examples.items():
+            assert set(ex) == NSYNTH_FIELDS
+            assert ex["note_str"] == note_str == f"{ex['instrument_str']}-{ex['pitch']:03d}-{ex['velocity']:03d}"
+            assert ex["instrument_str"].startswith(f"{ex['instrument_family_str']}_{ex['instrument_source_str']}_")
+            assert NSYNTH_FAMILIES[ex["instrument_family"]] == ex["instrument_family_str"]
+            assert sc.nsynth_lowest_pitch <= ex["pitch"] < sc.nsynth_lowest_pitch + sc.nsynth_pitches
+            assert ex["sample_rate"] == SR
+        info = sf.info(str(folder / "audio" / f"{wavs[0]}.wav"))
+        assert (info.samplerate, info.channels, info.frames, info.subtype) == (SR, 1, 4 * SR, "PCM_16")
+    # tiny: 10 pitches x 3 programs x 1 velocity; train in both training SoundFonts
+    assert meta["counts"]["nsynth"]["train"] == 2 * meta["counts"]["nsynth"]["valid"] == 60
+
+
+def test_giantsteps_layout_and_awkward_rows(tiny):
+    out, _ = tiny
+    root = out / "giantsteps"
+    lines = (root / "giantsteps-mtg-key-dataset" / "annotations" / "annotations.txt").read_text().splitlines()
+    assert lines[0] == "ID\tMANUAL KEY\tC"
+    rows = [line.split("\t") for line in lines[1:]]
+    sc = render.SCALES["tiny"]
+    assert len(rows) == sc.key_train_valid + sc.key_awkward
+    labels = [r[1] for r in rows]
+    assert any("/" in lab for lab in labels) and "-" in labels, "ambiguous and missing keys expected"
+    assert any(int(r[2]) < 2 for r in rows), "a low-confidence row expected"
+    for track, _, _ in rows:
+        assert (root / "giantsteps-mtg-key-dataset" / "audio" / f"{track}.LOFI.mp3").stat().st_size > 0
+    key_files = sorted((root / "giantsteps-key-dataset" / "annotations" / "key").glob("*.LOFI.key"))
+    assert len(key_files) == sc.key_test
+    for kf in key_files:
+        assert _fold(kf.read_text().strip()) in KEY_CLASSES
+        assert (root / "giantsteps-key-dataset" / "audio" / kf.name.replace(".key", ".mp3")).exists()
+    confident = [_fold(r[1]) for r in rows if r[2] == "2" and "/" not in r[1] and r[1] != "-"]
+    assert len(set(confident)) == len(KEY_CLASSES), "train/valid covers all 24 keys"
+
+
+def test_mtat_csv_quoting_and_files(tiny):
+    out, _ = tiny
+    path = out / "mtat" / "annotations_final.csv"
+    raw = path.read_text().splitlines()
+    quoted = re.compile(r'^"[^"\t]*"$')
+    for line in raw:  # every field double-quoted, tab-separated, like the real file
+        assert all(quoted.match(f) for f in line.split("\t")), line[:80]
+    with path.open(newline="") as fh:
+        table = list(csv.reader(fh, delimiter="\t"))
+    header, body = table[0], table[1:]
+    assert header[0] == "clip_id" and header[-1] == "mp3_path" and 0 < len(header) - 2 <= 50
+    assert len(body) == render.SCALES["tiny"].mtat_clips
+    folders = set()
+    for row in body:
+        assert set(row[1:-1]) <= {"0", "1"}
+        folder, name = row[-1].split("/")
+        folders.add(folder)
+        assert (out / "mtat" / folder / name).stat().st_size > 0
+    assert folders == set("0123456789abcdef")
+
+
+def test_fma_layout_and_stems_sum_to_mix(tiny):
+    out, _ = tiny
+    mixes = sorted((out / "fma_medium").glob("*/*.mp3"))
+    assert len(mixes) == render.SCALES["tiny"].fma_pieces
+    for mix_path in mixes:
+        assert re.fullmatch(r"\d{6}", mix_path.stem) and mix_path.parent.name == mix_path.stem[:3]
+        stems = {s: mix_path.with_suffix(".stems") / f"{s}.mp3" for s in ("bass", "drums", "melody", "accompaniment")}
+        mix, sr = sf.read(str(mix_path), dtype="float32")
+        parts = [sf.read(str(p), dtype="float32")[0] for p in stems.values()]
+        n = min(len(mix), *(len(p) for p in parts))
+        assert sr == SR and n > 4 * SR
+        assert all(np.sqrt(np.mean(p[:n] ** 2)) > 1e-3 for p in parts), "every stem sounds"
+        total = np.sum([p[:n] for p in parts], axis=0)
+        corr = np.corrcoef(total, mix[:n])[0, 1]
+        gain = np.dot(total, mix[:n]) / np.dot(total, total)
+        assert corr > 0.98 and abs(gain - 1) < 0.05, (mix_path, corr, gain)
+
+
+# --------------------------------------------------------------------------- labels by analysis
+def test_nsynth_pitch_agrees_with_f0(tiny):
+    out, _ = tiny
+    checked = agree = 0
+    for split in ("train", "test"):
+        folder = out / "nsynth" / f"nsynth-{split}"
+        for note_str, ex in json.loads((folder / "examples.json").read_text()).items():
+            x, sr = sf.read(str(folder / "audio" / f"{note_str}.wav"), dtype="float64")
+            f0 = _yin_f0(x[int(0.3 * sr):int(0.5 * sr)], sr)
+            midi = 69 + 12 * np.log2(f0 / 440.0)
+            checked += 1
+            agree += abs(midi - ex["pitch"]) < 0.5
+    assert checked >= 60 and agree / checked > 0.85, f"{agree}/{checked} notes at their labelled pitch"
+
+
+def test_nsynth_notes_are_not_silent(tiny):
+    out, _ = tiny
+    for wav in (out / "nsynth").rglob("*.wav"):
+        x, _ = sf.read(str(wav), dtype="float64")
+        assert 20 * np.log10(np.sqrt(np.mean(x ** 2))) > -60.0, wav.name
+
+
+def test_silent_render_is_dropped(tmp_path):
+    class SilentSynth:
+        def note(self, *args, **kwargs):
+            return np.zeros(int(4 * SR), np.float32)
+
+    item = render.Item("nsynth", 0, "train", "FluidR3_GM", "nsynth/nsynth-train/audio/x.wav",
+                       {"program": 0, "pitch": 60, "velocity": 100})
+    result = render._render_nsynth(SilentSynth(), item, tmp_path, {"FluidR3_GM": "unused"}, 0)
+    assert result["kept"] is False and "silent" in result["reason"]
+    assert not (tmp_path / item.path).exists()
+
+
+def test_giantsteps_keys_agree_with_key_profile_estimate(tiny):
+    out, _ = tiny
+    root = out / "giantsteps"
+    pairs = []
+    for kf in (root / "giantsteps-key-dataset" / "annotations" / "key").glob("*.LOFI.key"):
+        pairs.append((root / "giantsteps-key-dataset" / "audio" / kf.name.replace(".key", ".mp3"),
+                      _fold(kf.read_text().strip())))
+    for line in (root / "giantsteps-mtg-key-dataset" / "annotations" / "annotations.txt").read_text().splitlines()[1:]:
+        track, label, confidence = line.split("\t")
+        if confidence == "2" and "/" not in label and label != "-":
+            pairs.append((root / "giantsteps-mtg-key-dataset" / "audio" / f"{track}.LOFI.mp3", _fold(label)))
+    hits = sum(_ks_key(*sf.read(str(p), dtype="float64")) == label for p, label in pairs)
+    assert len(pairs) == 36
+    assert hits / len(pairs) > 0.3, f"key estimate agrees on {hits}/{len(pairs)} (chance 1/24)"
+
+
+def test_mtat_tags_consistent_with_construction(tiny):
+    out, _ = tiny
+    with (out / "mtat" / "annotations_final.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    styles = ("classical", "choral", "rock", "electronic", "ambient", "jazz", "country", "indian", "pop")
+    flux = {"1": [], "0": []}
+    for r in rows:
+        on = lambda t: r[t] == "1"  # noqa: E731
+        assert on("drums") != on("no drums") and on("vocal") != on("no vocals") and on("major") != on("minor")
+        assert on("triple meter") != on("quadruple meter")
+        assert sum(on(s) for s in styles) == 1
+        assert not (on("fast") and on("slow")) and not (on("loud") and on("soft"))
+        assert not (on("solo") and on("drums"))
+        assert not (on("choir") or on("voice")) or on("vocal")
+        x, sr = sf.read(str(out / "mtat" / r["mp3_path"]), dtype="float64")
+        n = 1024
+        frames = np.array([x[i:i + n] * np.hanning(n) for i in range(0, len(x) - n, n // 2)])
+        power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+        high = np.sqrt(power[:, np.fft.rfftfreq(n, 1 / sr) > 4000].sum(axis=1))
+        flux[r["drums"]].append(np.maximum(np.diff(high), 0).sum() / np.sqrt(power.sum()))
+    drums, none = np.array(flux["1"]), np.array(flux["0"])
+    assert len(drums) and len(none)
+    auc = np.mean(drums[:, None] > none[None, :])
+    assert auc > 0.75, f"high-frequency transients separate drums from no drums with AUC {auc:.2f}"
+
+
+def test_test_soundfont_is_held_out(tiny):
+    out, meta = tiny
+    fonts = meta["soundfonts"]
+    by_split = meta["soundfonts_by_split"]
+    for dataset, splits in by_split.items():
+        train = set(splits.get("train", [])) | set(splits.get("valid", [])) | set(splits.get("unlabeled", []))
+        assert not train & set(splits.get("test", [])), dataset
+    test_fonts = set(by_split["nsynth"]["test"])
+    train_fonts = set(by_split["nsynth"]["train"])
+    assert {fonts[n]["sha256"] for n in test_fonts}.isdisjoint({fonts[n]["sha256"] for n in train_fonts})
+    assert len({fonts[n]["sha256"] for n in fonts}) == 3
+    assert json.loads((out / render.MARKER).read_text())["soundfonts"] == fonts
+    # the instrument numbers of test notes come from the test SoundFont (index 2), train from 0/1
+    test_ex = json.loads((out / "nsynth" / "nsynth-test" / "examples.json").read_text())
+    train_ex = json.loads((out / "nsynth" / "nsynth-train" / "examples.json").read_text())
+    assert {e["instrument"] // 128 for e in test_ex.values()} == {2}
+    assert {e["instrument"] // 128 for e in train_ex.values()} == {0, 1}
+
+
+# --------------------------------------------------------------------------- determinism and safety
+def test_same_seed_gives_identical_files_and_other_seed_differs(tiny, tmp_path):
+    out, meta = tiny
+    again = tmp_path / "tiny-b"
+    render.render(again, "tiny", seed=0, progress=False)
+    a, b = _hashes(out), _hashes(again)
+    assert a.keys() == b.keys()
+    differing = [k for k in a if a[k] != b[k]]
+    assert not differing, f"not byte-identical: {differing[:5]}"
+    other = tmp_path / "tiny-seed1"
+    meta1 = render.render(other, "tiny", seed=1, progress=False)
+    c = _hashes(other)
+    assert meta1["seed"] == 1
+    for name in ("mtat/annotations_final.csv", "giantsteps/giantsteps-mtg-key-dataset/annotations/annotations.txt"):
+        assert a[name] != c[name], name
+    common = [k for k in a.keys() & c.keys() if k.endswith(".mp3")]
+    assert common and sum(a[k] != c[k] for k in common) / len(common) > 0.9
+
+
+def test_render_refuses_a_foreign_folder(tmp_path):
+    precious = tmp_path / "mine" / "notes.txt"
+    precious.parent.mkdir()
+    precious.write_text("keep me")
+    with pytest.raises(FileExistsError, match="not an embedded benchmark"):
+        render.render(precious.parent, "tiny", seed=0, progress=False)
+    assert precious.read_text() == "keep me"
+
+
+def test_interrupted_render_leaves_nothing_that_looks_complete(tmp_path, monkeypatch):
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(render, "_run", boom)
+    out = tmp_path / "bench"
+    with pytest.raises(KeyboardInterrupt):
+        render.render(out, "tiny", seed=0, progress=False)
+    assert not out.exists()
+    assert not list(tmp_path.glob(".bench.partial-*"))
+
+
+def test_bad_arguments_are_clear(tmp_path):
+    with pytest.raises(ValueError, match="unknown scale"):
+        render.render(tmp_path / "x", "huge", seed=0)
+    with pytest.raises(ValueError, match="seed"):
+        render.render(tmp_path / "x", "tiny", seed=-1)
+
+
+def test_missing_soundfont_names_the_fix(tmp_path, monkeypatch):
+    from workbench.data import synth
+
+    monkeypatch.setattr(synth, "_search_dirs", lambda: [tmp_path])
+    with pytest.raises(synth.SoundFontError, match="apt-get install fluid-soundfont-gm minuet-data"):
+        synth.find_soundfont("FluidR3_GM")
+
+
+def test_soundfont_env_override(tmp_path, monkeypatch):
+    from workbench.data import synth
+
+    fake = tmp_path / "TimGM6mb.sf2"
+    fake.write_bytes(b"RIFF")
+    monkeypatch.setenv(synth.SOUNDFONT_ENV, str(tmp_path))
+    assert synth.find_soundfont("TimGM6mb") == fake.resolve()
+
+
+def test_ensure_rendered_renders_once_across_concurrent_callers(tmp_path, monkeypatch, capsys):
+    calls = []
+
+    def fake_render(out, scale, seed, progress):
+        calls.append((scale, seed))
+        time.sleep(0.3)
+        out.mkdir(parents=True)
+        (out / render.MARKER).write_text("{}")
+        return {}
+
+    monkeypatch.setattr(render, "_render_locked", fake_render)
+    out = tmp_path / "cache" / "tiny-seed0-v1"
+    threads = [threading.Thread(target=render.ensure_rendered, args=(out, "tiny", 0)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [("tiny", 0)]
+    assert render.ensure_rendered(out, "tiny", 0) == out.absolute()
+    assert capsys.readouterr().out.count("rendering the embedded benchmark") == 1
+
+
+def test_cli_default_out_is_the_embedded_cache(tiny, tmp_path, monkeypatch, capsys):
+    from workbench.data import roots
+
+    out, _ = tiny
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
+    target = render.default_out("tiny", 0)
+    assert target == tmp_path / "embedded" / f"tiny-seed0-v{render.GENERATOR_VERSION}"
+    shutil.copytree(out, target)
+    assert render.main(["--scale", "tiny", "--seed", "0", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "already rendered" in printed and "giantsteps" in printed and "TimGM6mb" in printed
+    assert roots.embedded_dir("tiny", 0) == target
+
+
+def _synth_checks() -> dict:
+    """Runs in a spawned process (a synthesiser must never exist in a process that may fork)."""
+    from workbench.data import music, synth
+
+    font = str(synth.find_soundfont("FluidR3_GM"))
+    organ = music.Track("accompaniment", 19, (music.Note(0.0, 10.0, 60, 100),))  # held past the end
+    beat = tuple(music.Note(i * 0.25, 0.2, p, 100) for i, p in enumerate([36, 42, 38, 42] * 4))
+    with synth.Synthesiser(SR) as s:
+        held = s.tracks(font, [organ], SR)
+        after = s.tracks(font, [], SR)
+        kit = s.tracks(font, [music.Track("drums", 0, beat, drums=True)], 4 * SR)
+        piano = s.tracks(font, [music.Track("melody", 0, beat)], 4 * SR)
+    spectrum = lambda x: np.abs(np.fft.rfft(x))  # noqa: E731
+    return {"held_rms": float(np.sqrt(np.mean(held ** 2))), "after_peak": float(np.abs(after).max()),
+            "kit_rms": float(np.sqrt(np.mean(kit ** 2))),
+            "kit_vs_piano": float(np.corrcoef(spectrum(kit), spectrum(piano))[0, 1])}
+
+
+def test_synth_resets_between_items_and_plays_drums_from_bank_128():
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        r = pool.submit(_synth_checks).result(timeout=120)
+    assert r["held_rms"] > 1e-3
+    assert r["after_peak"] == 0.0, "a note held at the end of one item must not ring into the next"
+    assert r["kit_rms"] > 1e-3 and r["kit_vs_piano"] < 0.5, r
