@@ -150,8 +150,7 @@ class PretrainConfig:
 SCALES: dict[str, dict[str, Any]] = {
     "smoke": dict(
         sample_rate=DEMO_SAMPLE_RATE, clip_samples=SMOKE_CLIP_SAMPLES,
-        encoder={"name": "samplecnn", "n_blocks": 5, "channels": [8, 8, 16, 16, 16],
-                 "out_dim": 32, "sample_rate": DEMO_SAMPLE_RATE},
+        encoder={"name": "samplecnn", "channels": [8, 8, 16, 16, 16], "out_dim": 32},
         proj_hidden=32, proj_dim=16, batch_size=8, steps=4, log_every=1, checkpoint_every=2, num_workers=0,
     ),
     "demo": dict(
@@ -203,6 +202,9 @@ def resolve_config(scale: str = "demo", method: str = "semisupcon", **overrides:
             values["clip_samples"] = clmr_clip
     values.update({k: v for k, v in overrides.items()})
     values["scale"], values["method"] = scale, method
+    # the encoder records the rate and length it is trained at (read back by load_encoder)
+    values["encoder"] = {**values["encoder"], "sample_rate": values.get("sample_rate", DEMO_SAMPLE_RATE),
+                         "clip_samples": values.get("clip_samples", DEMO_CLIP_SAMPLES)}
     if "name" not in overrides:
         values["name"] = method if values.get("support") is None else f"{method}-{values['support']}"
     return PretrainConfig(**values).validate()

@@ -28,8 +28,8 @@ from .. import runs
 from ..augment import build_chain
 from ..config import PretrainConfig, load_config
 from ..data.batches import PretrainDataset, SemiSupervisedBatchSampler, build_pool
-from ..data.views import FileReader
-from ..distributed import gather
+from ..data.views import CachedReader, FileReader
+from ..distributed import gather, global_sample_ids
 from ..losses import semisupcon_loss, target_matrix
 from ..models import build_encoder
 from ..models.heads import ProjectionHead
@@ -67,10 +67,13 @@ class ContrastiveModule(L.LightningModule):
         return self.head(self.encoder(x))
 
     def _rows(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Views as rows ``[B*N, 1, T]``, one id per draw (globally unique across devices), labels."""
         views = batch["views"]  # [B, N, T]
         b, n, t = views.shape
         x = views.reshape(b * n, 1, t)
-        ids = batch["sample_id"].repeat_interleave(n)
+        # ids per draw, not per clip: a clip drawn twice (or on two devices) is two samples
+        draws = global_sample_ids(torch.arange(b, device=views.device))
+        ids = draws.repeat_interleave(n)
         labels = batch["labels"].repeat_interleave(n, dim=0)
         return x, ids, labels
 
@@ -93,12 +96,17 @@ class ContrastiveModule(L.LightningModule):
     @torch.no_grad()
     def _log_parts(self, z, ids, labels, targets) -> None:
         """SSL-only and label-only parts of the loss, and the share of positive pairs."""
+        def mean_over_anchors_with_positives(t):
+            per_anchor = semisupcon_loss(z, t, temperature=self.cfg.temperature, reduction="none")
+            has = t.sum(1) > 0
+            return per_anchor[has].mean() if has.any() else None
+
         ssl_t = target_matrix(ids, None)
-        parts = {"loss_ssl": semisupcon_loss(z, ssl_t, temperature=self.cfg.temperature)}
-        if labels is not None and labels.sum() > 0:
-            label_t = torch.clamp(targets - ssl_t, min=0)
-            parts["loss_label"] = semisupcon_loss(z, label_t, temperature=self.cfg.temperature)
+        parts = {"loss_ssl": mean_over_anchors_with_positives(ssl_t)}
+        if labels is not None:
+            parts["loss_label"] = mean_over_anchors_with_positives(torch.clamp(targets - ssl_t, min=0))
         parts["positive_fraction"] = (targets > 0).float().mean()
+        parts = {k: v for k, v in parts.items() if v is not None}
         self.log_dict({k: v.float() for k, v in parts.items()}, on_step=True, on_epoch=False,
                       batch_size=len(ids))
 
@@ -166,9 +174,9 @@ def _cached_readers(config: PretrainConfig) -> dict:
     readers = {}
     for name, root in ((config.support, config.support_root), (config.unlabeled, config.unlabeled_root)):
         if name is not None:
-            reader = reader_for(name, root, config.sample_rate)
-            if reader is not None:
-                readers[name] = reader
+            cache = reader_for(name, root, config.sample_rate)
+            if cache is not None:
+                readers[name] = CachedReader(cache, config.sample_rate)
     return readers
 
 
@@ -215,6 +223,7 @@ def pretrain(config: PretrainConfig | None = None, *, resume: str | Path | None 
     callbacks = [checkpoints, throughput]
     if progress:
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, config.log_every // 2)))
+    attempt = len(list((run_dir / "logs").glob("attempt*"))) if (run_dir / "logs").exists() else 0
     strategy = config.strategy
     if strategy == "auto" and (config.devices not in (1, "1") or config.num_nodes > 1):
         strategy = "ddp"
@@ -223,16 +232,22 @@ def pretrain(config: PretrainConfig | None = None, *, resume: str | Path | None 
         devices=config.devices, num_nodes=config.num_nodes, strategy=strategy,
         sync_batchnorm=config.sync_batchnorm, precision=_precision(config),
         gradient_clip_val=config.grad_clip, callbacks=callbacks, use_distributed_sampler=False,
-        logger=[CSVLogger(run_dir, name="", version=""), TensorBoardLogger(run_dir, name="tensorboard", version="")],
+        logger=[CSVLogger(run_dir, name="logs", version=f"attempt{attempt}"),
+                TensorBoardLogger(run_dir, name="tensorboard", version=f"attempt{attempt}")],
         log_every_n_steps=config.log_every, enable_progress_bar=progress, enable_model_summary=False,
         num_sanity_val_steps=0, deterministic=False,
     )
+    start_step = _step_of(ckpt) if ckpt else 0
     t0 = time.perf_counter()
-    trainer.fit(module, train_dataloaders=loader, ckpt_path=str(ckpt) if ckpt else None)
+    try:
+        trainer.fit(module, train_dataloaders=loader, ckpt_path=str(ckpt) if ckpt else None)
+    finally:
+        if trainer.is_global_zero:
+            _merge_metrics(run_dir)
     wall = time.perf_counter() - t0
     if trainer.global_step >= config.steps and trainer.is_global_zero:
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        steps_run = max(trainer.global_step - (_step_of(ckpt) if ckpt else 0), 1)
+        steps_run = max(trainer.global_step - start_step, 1)
         summary = {
             "steps": trainer.global_step, "wall_s": wall, "steps_run": steps_run,
             "examples_per_s": steps_run * config.batch_size * config.n_views / wall,
@@ -241,6 +256,21 @@ def pretrain(config: PretrainConfig | None = None, *, resume: str | Path | None 
         runs.write_json(run_dir / "metrics.json", summary)
         runs.mark_finished(run_dir, steps=trainer.global_step)
     return run_dir
+
+
+def _merge_metrics(run_dir: Path) -> None:
+    """``metrics.csv`` at the run's top: every attempt's CSV log (a resumed run has several), one
+    row per step, later attempts winning where a step was logged twice."""
+    import pandas as pd
+
+    parts = [pd.read_csv(p) for p in sorted((run_dir / "logs").glob("attempt*/metrics.csv"),
+                                             key=lambda p: int(p.parent.name[len("attempt"):]))]
+    parts = [p for p in parts if len(p) and "step" in p.columns]
+    if not parts:
+        return
+    merged = pd.concat(parts, ignore_index=True)
+    merged = merged.groupby("step", as_index=False).last().sort_values("step")
+    merged.to_csv(run_dir / "metrics.csv", index=False)
 
 
 def _step_of(ckpt: Path) -> int:

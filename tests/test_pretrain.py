@@ -1,0 +1,130 @@
+"""Smoke-scale pretraining: a run directory with everything in it, resume after SIGKILL,
+NaN handling, and label visibility (no label outside the p-subset is ever seen)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from workbench import runs
+from workbench.config import resolve_config
+from workbench.train import pretrain as P
+
+
+@pytest.fixture(scope="module")
+def embedded():
+    """The tiny embedded benchmark (rendered once into the test cache)."""
+    from workbench.data.roots import embedded_dir
+
+    return embedded_dir("tiny", 0)
+
+
+def _smoke(tmp_path, **over):
+    base = dict(support="nsynth_pitch", b_s=0.5, p=0.5, steps=4, runs_dir=str(tmp_path / "runs"))
+    base.update(over)
+    return resolve_config("smoke", "semisupcon", **base)
+
+
+def test_smoke_run_writes_a_complete_run_directory(tmp_path, embedded):
+    run = P.pretrain(_smoke(tmp_path), progress=False)
+    assert runs.is_finished(run)
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["support"] == "nsynth_pitch" and cfg["b_s"] == 0.5
+    env = json.loads((run / "env.json").read_text())
+    assert env["packages"]["torch"].startswith("2.9.1")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["steps"] == 4 and metrics["examples_per_s"] > 0
+    csv = pd.read_csv(run / "metrics.csv")
+    assert {"loss", "loss_ssl", "loss_label"} <= set(csv.columns)
+    assert np.isfinite(csv["loss"].dropna()).all()
+    assert (run / "checkpoints" / "last.ckpt").exists()
+    data = json.loads((run / "data.json").read_text())
+    assert data["support"]["synthetic"] is True
+    # the p-subset: half of the labelled training set, ids written next to the run
+    pool = pd.read_csv(run / "splits" / "pretrain_pool.csv")
+    labeled_ids = (run / "splits" / "labeled_ids.txt").read_text().split()
+    from workbench import data as D
+
+    train = D.manifest("nsynth_pitch")
+    n_train = int((train["split"] == "train").sum())
+    assert len(labeled_ids) == round(0.5 * n_train)
+    assert set(pool.loc[pool.role == "labeled", "id"]) == set(labeled_ids)
+    # the checkpoint loads back as a frozen encoder
+    from workbench.models import load_encoder
+
+    enc, meta = load_encoder(str(run / "checkpoints" / "last.ckpt"))
+    assert enc(torch.zeros(2, 1, meta["clip_samples"])).shape == (2, meta["out_dim"])
+
+
+def test_no_label_outside_the_subset_is_ever_seen(tmp_path, embedded):
+    cfg = _smoke(tmp_path, p=0.3, steps=12, num_workers=0)
+    pool = P.build_pool(cfg.support, cfg.unlabeled, p=cfg.p, b_s=cfg.b_s, seed=cfg.seed)
+    subset = set(pool.frame["id"][: pool.n_labeled])
+    loader = P.build_dataloader(cfg, pool=pool)
+    seen_labeled = set()
+    for batch in loader:
+        ids = batch["sample_id"].tolist()
+        labelled_rows = batch["labels"].sum(1) > 0
+        assert int(labelled_rows.sum()) == int(cfg.batch_size * cfg.b_s)
+        for i, has_label in zip(ids, labelled_rows.tolist()):
+            if has_label:
+                seen_labeled.add(pool.frame["id"][i])
+            else:
+                assert i >= pool.n_labeled
+    assert seen_labeled <= subset
+
+
+def test_non_finite_loss_stops_with_clear_message(tmp_path, embedded, monkeypatch):
+    cfg = _smoke(tmp_path, steps=3)
+    monkeypatch.setattr(P, "semisupcon_loss", lambda z, t, temperature: (z.sum() * float("nan")))
+    with pytest.raises(P.NonFiniteLossError, match="last good state"):
+        P.pretrain(cfg, progress=False)
+    run = next((tmp_path / "runs").iterdir())
+    assert (run / "checkpoints" / "last-good.ckpt").exists()
+    assert not runs.is_finished(run)
+
+
+def test_resume_after_sigkill_loses_at_most_one_interval(tmp_path, embedded):
+    runs_dir = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "workbench", "pretrain", "--scale", "smoke", "--no-progress",
+           "support=nsynth_pitch", "b_s=0.5", "steps=400", "checkpoint_every=3", f"runs_dir={runs_dir}"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    ckpts = []
+    while time.time() < deadline:
+        ckpts = list(runs_dir.glob("*/checkpoints/step*.ckpt"))
+        if len(ckpts) >= 2:
+            break
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(ckpts) >= 2, "the run saved no periodic checkpoints before the deadline"
+    run = ckpts[0].parents[1]
+    assert not runs.is_finished(run)
+    saved = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"]
+    assert saved >= 3
+    # last.ckpt is the newest periodic checkpoint: a kill loses at most one interval
+    newest = max(int(p.stem[4:]) for p in run.glob("checkpoints/step*.ckpt"))
+    assert saved == newest
+    # shorten the run so the resumed part is quick, then resume
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg["steps"] = saved + 3
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    out = P.pretrain(resume=run, progress=False)
+    assert out == run and runs.is_finished(run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["steps"] == saved + 3 and metrics["steps_run"] == 3
+    with pytest.raises(runs.RunExistsError):
+        P.pretrain(resume=run, progress=False)
