@@ -166,6 +166,22 @@ def test_cache_hit_does_not_touch_the_encoder(fake_root, tmp_path):
     assert len(list(cache.glob("*.npy"))) == 5
 
 
+def test_tasks_sharing_audio_share_one_cache_entry_with_their_own_targets(fake_root, tmp_path, monkeypatch):
+    """nsynth_pitch and nsynth_instrument read the same notes: encode once, keep each task's targets."""
+    cache = tmp_path / "cache"
+    enc = Probe3()
+    pitch = embed.extract(enc, TASKS["nsynth_pitch"], "test", root=fake_root, cache_dir=cache, progress=False)
+    calls = enc.calls
+    base = data.manifest("x")
+    base["target"] = [3, 1, 2, 0]  # the instrument family of each note
+
+    monkeypatch.setattr(data, "manifest", lambda name, root=None: base.copy())
+    inst = embed.extract(enc, TASKS["nsynth_instrument"], "test", root=fake_root, cache_dir=cache, progress=False)
+    assert enc.calls == calls and inst.meta["cache_hit"] and inst.meta["task"] == "nsynth_instrument"
+    np.testing.assert_array_equal(inst.X, pitch.X)
+    assert pitch.targets.tolist() == [10, 11, 12] and inst.targets.tolist() == [3, 1, 2]
+
+
 def test_transform_is_applied_to_chunks_and_length_restored(fake_root):
     seen = []
 

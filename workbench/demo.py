@@ -78,11 +78,18 @@ def run_demo(out: str | Path = "runs/demo", *, scale: str = "demo", seeds=DEMO_S
     t0 = time.perf_counter()
     summary = summarize((*tasks, "fma_medium"))
     print(format_summary(summary), flush=True)
+    configs = demo_configs(out, scale, **overrides)
+    # decode the pretraining pools once into the memory-mapped cache (fast random crops)
+    from .data.cache import prepare
+
+    pools = {(name, c.sample_rate) for c in configs.values() for name in (c.support, c.unlabeled) if name}
+    for name, sample_rate in sorted(pools):
+        prepare(name, sample_rate=sample_rate, progress=progress)
     timings = {"data_s": time.perf_counter() - t0}
 
     print("\n== 2/3 pretraining", flush=True)
     checkpoints = {}
-    for label, cfg in demo_configs(out, scale, **overrides).items():
+    for label, cfg in configs.items():
         run = None if fresh else _reusable_run(cfg)
         t0 = time.perf_counter()
         if run is not None:

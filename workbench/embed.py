@@ -44,7 +44,7 @@ __all__ = ["CACHE_VERSION", "Embeddings", "cache_key", "chunk_starts", "default_
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_READ_AHEAD = 16  # tracks decoded ahead of the encoder when num_workers > 0
 _HASH_BLOCK = 1 << 20
@@ -195,9 +195,11 @@ def cache_key(fields: dict) -> str:
 
 
 def _manifest_digest(rows) -> str:
+    """Digest of the split's audio (ids and paths, in order) — not of its targets, so tasks
+    that share audio (nsynth_pitch / nsynth_instrument) share one cache entry."""
     h = hashlib.sha256()
     for r in rows.itertuples(index=False):
-        h.update(json.dumps([str(r.id), str(r.path), _jsonable(r.target)], default=str).encode())
+        h.update(json.dumps([str(r.id), str(r.path)]).encode())
     return h.hexdigest()
 
 
@@ -398,7 +400,7 @@ def extract(
         key_sr = _setting(sample_rate, enc_meta, encoder, "sample_rate")
         key_clip = _setting(clip_samples, enc_meta, encoder, "clip_samples")
 
-    fields = {"version": CACHE_VERSION, "encoder_sha256": digest, "task": task.name, "split": split,
+    fields = {"version": CACHE_VERSION, "encoder_sha256": digest, "dataset": task.dataset, "split": split,
               "data_root": str(droot.path), "manifest": _manifest_digest(rows), "sample_rate": key_sr,
               "clip_samples": key_clip, "hop": hop, "max_chunks": max_chunks, "transform": transform_key}
     key = cache_key(fields)
@@ -407,7 +409,9 @@ def extract(
         hit = _load_cache(directory, key)
         if hit is not None:
             log.info("embeddings for %s/%s from cache %s", task.name, split, directory / f"{key}.npy")
-            return hit
+            # the entry may have been written for another task on the same audio: its targets
+            return Embeddings(hit.X, hit.track_index, hit.ids, target_array(task, rows["target"]),
+                              {**hit.meta, "task": task.name})
 
     if encoder is None:
         encoder, enc_meta, _ = _resolve_encoder(checkpoint_or_encoder)
