@@ -161,8 +161,7 @@ def build_dataloader(config: PretrainConfig, pool=None, splits_dir: Path | None 
     sampler = SemiSupervisedBatchSampler(pool.n_labeled, pool.n_unlabeled, config.batch_size, config.b_s,
                                          steps=config.steps, seed=config.seed)
     return DataLoader(dataset, batch_sampler=sampler, num_workers=config.num_workers,
-                      persistent_workers=config.num_workers > 0, pin_memory=torch.cuda.is_available(),
-                      multiprocessing_context="spawn" if config.num_workers > 0 else None)
+                      persistent_workers=config.num_workers > 0, pin_memory=torch.cuda.is_available())
 
 
 def _cached_readers(config: PretrainConfig) -> dict:

@@ -192,8 +192,7 @@ def train_supervised(config: SupervisedConfig, *, progress: bool = True) -> tupl
             y = y.astype(np.int64)
         ds = _Crops(rows, y, reader, config.clip_samples, train, config.seed)
         return DataLoader(ds, batch_size=config.batch_size, shuffle=train, num_workers=config.num_workers,
-                          drop_last=False, persistent_workers=config.num_workers > 0,
-                          multiprocessing_context="spawn" if config.num_workers > 0 else None)
+                          drop_last=False, persistent_workers=config.num_workers > 0)
 
     n_out = len(spec.classes) if spec.kind != "regression" else target_array(spec, df["target"][:1]).shape[1]
     module = SupervisedModule(dataclasses.asdict(config), spec.kind, n_out)
@@ -202,7 +201,7 @@ def train_supervised(config: SupervisedConfig, *, progress: bool = True) -> tupl
     stop = EarlyStopping(monitor="val_loss", mode="min", patience=config.patience, check_finite=True)
     trainer = L.Trainer(default_root_dir=str(run_dir), max_steps=config.max_steps, max_epochs=-1,
                         val_check_interval=config.val_every, check_val_every_n_epoch=None,
-                        callbacks=[best, stop], logger=CSVLogger(run_dir, name="", version=""),
+                        callbacks=[best, stop], logger=CSVLogger(run_dir, name="logs", version=""),
                         enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
                         log_every_n_steps=max(1, config.val_every // 5), accelerator="auto", devices=1)
     t0 = time.perf_counter()
