@@ -64,7 +64,7 @@ class PretrainConfig:
     weight_decay: float = 0.0
     temperature: float = 0.1
     grad_clip: float | None = None
-    precision: str = "auto"  # auto: bf16-mixed on GPUs that support it, 16-mixed on others, 32 on CPU
+    precision: str = "auto"  # auto: bf16-mixed where the device has native bf16, 16-mixed on older GPUs, else 32
     # hardware
     accelerator: str = "auto"
     devices: int | str = 1
@@ -155,7 +155,7 @@ SCALES: dict[str, dict[str, Any]] = {
     ),
     "demo": dict(
         sample_rate=DEMO_SAMPLE_RATE, clip_samples=DEMO_CLIP_SAMPLES, encoder={"name": "samplecnn_demo"},
-        batch_size=48, steps=600, lr=1e-3, log_every=10, checkpoint_every=100, num_workers=2,
+        batch_size=48, steps=800, lr=1e-3, log_every=10, checkpoint_every=100, num_workers=2,
     ),
     "paper": dict(
         sample_rate=PAPER_SAMPLE_RATE, clip_samples=SEMISUPCON_CLIP_SAMPLES, encoder={"name": "samplecnn"},

@@ -34,7 +34,7 @@ DEMO_MODELS = {
     "semisupcon": ("semisupcon", {"support": "nsynth_pitch", "b_s": 0.5, "p": 1.0}),
 }
 #: Probing reads at most this many chunks per track (even spread): bounded demo cost.
-DEMO_MAX_CHUNKS = 8
+DEMO_MAX_CHUNKS = 4
 #: Early-stopping patience (epochs) of the demo probes, as CLMR's linear evaluation.
 DEMO_PROBE_PATIENCE = 5
 

@@ -42,10 +42,16 @@ class NonFiniteLossError(RuntimeError):
 
 
 def _precision(config: PretrainConfig) -> str:
+    """``auto``: bf16-mixed on GPUs that support it, 16-mixed on older GPUs; on CPUs with
+    native bf16 (AVX512-BF16/AMX) bf16-mixed (the SampleCNN step is 1.3-3x faster), else fp32.
+    The loss is always computed in float32."""
     if config.precision != "auto":
         return config.precision
     if torch.cuda.is_available():
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    if config.accelerator in ("auto", "cpu") and torch.backends.mkldnn.is_available() and \
+            torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return "bf16-mixed"
     return "32-true"
 
 
@@ -251,6 +257,7 @@ def pretrain(config: PretrainConfig | None = None, *, resume: str | Path | None 
             "steps": trainer.global_step, "wall_s": wall, "steps_run": steps_run,
             "examples_per_s": steps_run * config.batch_size * config.n_views / wall,
             "final": metrics, "checkpoint": str(run_dir / "checkpoints" / "last.ckpt"),
+            "precision": trainer.precision,
         }
         runs.write_json(run_dir / "metrics.json", summary)
         runs.mark_finished(run_dir, steps=trainer.global_step)
