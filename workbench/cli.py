@@ -7,6 +7,7 @@ Commands (each delegates to the ``main(argv)`` of the module that owns the conce
     data summary   per-task clip counts and durations    (workbench.data.summary)
     pretrain       contrastive pretraining               (workbench.train.pretrain)
     supervised     end-to-end supervised baseline        (workbench.train.supervised)
+    cola           COLA with music source association    (workbench.train.cola)
     embed          extract frozen embeddings             (workbench.embed)
     probe          probe checkpoints on tasks            (workbench.probe)
     demo           the demo job run by `make demo`       (workbench.demo)
@@ -24,6 +25,7 @@ COMMANDS = {
     ("data", "summary"): "workbench.data.summary",
     ("pretrain",): "workbench.train.pretrain",
     ("supervised",): "workbench.train.supervised",
+    ("cola",): "workbench.train.cola",
     ("embed",): "workbench.embed",
     ("probe",): "workbench.probe",
     ("demo",): "workbench.demo",
