@@ -150,3 +150,10 @@ def test_dataset_items_and_bad_files_replaced(tmp_path):
     loader = torch.utils.data.DataLoader(ds, batch_sampler=SemiSupervisedBatchSampler(2, 2, 4, 0.5, 3, rank=0))
     batch = next(iter(loader))
     assert batch["views"].shape == (4, 2, 500) and batch["labels"].shape == (4, 3)
+
+
+def test_resumed_sampler_draws_new_batches():
+    first = list(SemiSupervisedBatchSampler(10, 100, 8, 0.5, steps=3, seed=0, rank=0))
+    again = list(SemiSupervisedBatchSampler(10, 100, 8, 0.5, steps=3, seed=0, rank=0))
+    resumed = list(SemiSupervisedBatchSampler(10, 100, 8, 0.5, steps=3, seed=0, rank=0, start_step=3))
+    assert first == again and resumed != first

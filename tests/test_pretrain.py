@@ -115,9 +115,10 @@ def test_resume_after_sigkill_loses_at_most_one_interval(tmp_path, embedded):
     assert not runs.is_finished(run)
     saved = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"]
     assert saved >= 3
-    # last.ckpt is the newest periodic checkpoint: a kill loses at most one interval
+    # last.ckpt trails the newest periodic checkpoint by at most one interval (a kill can land
+    # between writing step<k>.ckpt and updating last.ckpt), so a kill loses at most one interval
     newest = max(int(p.stem[4:]) for p in run.glob("checkpoints/step*.ckpt"))
-    assert saved == newest
+    assert 0 <= newest - saved <= 3
     # shorten the run so the resumed part is quick, then resume
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     cfg["steps"] = saved + 3

@@ -113,7 +113,7 @@ class SemiSupervisedBatchSampler(Sampler[list[int]]):
     """``steps`` batches of ``floor(B*b_s)`` labelled + ``B - floor(B*b_s)`` unlabelled indices."""
 
     def __init__(self, n_labeled: int, n_unlabeled: int, batch_size: int, b_s: float, steps: int,
-                 seed: int = 0, rank: int | None = None):
+                 seed: int = 0, rank: int | None = None, start_step: int = 0):
         self.n_lab_batch = int(math.floor(batch_size * b_s))
         self.n_unl_batch = batch_size - self.n_lab_batch
         if self.n_lab_batch and n_labeled == 0:
@@ -124,6 +124,7 @@ class SemiSupervisedBatchSampler(Sampler[list[int]]):
         self.n_labeled, self.n_unlabeled = n_labeled, n_unlabeled
         self.batch_size, self.steps, self.seed = batch_size, steps, seed
         self._rank = rank
+        self.start_step = int(start_step)  # a resumed run draws new batches, not its first ones again
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -139,7 +140,7 @@ class SemiSupervisedBatchSampler(Sampler[list[int]]):
         if rank is None:
             rank = torch.distributed.get_rank() if torch.distributed.is_available() and \
                 torch.distributed.is_initialized() else 0
-        rng = np.random.default_rng([self.seed, rank, self.epoch])
+        rng = np.random.default_rng([self.seed, rank, self.epoch, self.start_step])
         self.epoch += 1
         lab = self._stream(rng, self.n_labeled) if self.n_lab_batch else None
         unl = self._stream(rng, self.n_unlabeled) if self.n_unl_batch else None

@@ -36,8 +36,7 @@ import lightning as L
 import torch
 import torch.nn as nn
 import yaml
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
 
 from .. import runs
@@ -50,7 +49,7 @@ from ..distributed import gather
 from ..losses import bilinear_contrastive_loss
 from ..models import ENCODER_PRESETS, ENCODERS, build_encoder
 from ..models.cola import BilinearSimilarity
-from .pretrain import NonFiniteLossError, _merge_metrics, _precision, _step_of
+from .pretrain import NonFiniteLossError, _merge_metrics, _step_of, build_trainer
 
 __all__ = ["COLAConfig", "COLA_SCALES", "HEADS", "COLAModule", "NonFiniteLossError", "build_msa_dataloader",
            "load_cola_config", "projection_head", "resolve_cola_config", "train_cola", "main"]
@@ -470,26 +469,7 @@ def train_cola(config: COLAConfig | None = None, *, resume: str | Path | None = 
     module = COLAModule(config.to_dict())
     if config.compile:
         module.encoder = torch.compile(module.encoder)
-    checkpoints = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step:07d}",
-                                  every_n_train_steps=config.checkpoint_every, save_last=True, save_top_k=-1,
-                                  auto_insert_metric_name=False)
-    callbacks = [checkpoints, _Throughput()]
-    if progress:
-        callbacks.append(TQDMProgressBar(refresh_rate=max(1, config.log_every // 2)))
-    attempt = len(list((run_dir / "logs").glob("attempt*"))) if (run_dir / "logs").exists() else 0
-    strategy = config.strategy
-    if strategy == "auto" and (config.devices not in (1, "1") or config.num_nodes > 1):
-        strategy = "ddp"
-    trainer = L.Trainer(
-        default_root_dir=str(run_dir), max_steps=config.steps, max_epochs=-1, accelerator=config.accelerator,
-        devices=config.devices, num_nodes=config.num_nodes, strategy=strategy,
-        sync_batchnorm=config.sync_batchnorm, precision=_precision(config),
-        gradient_clip_val=config.grad_clip, callbacks=callbacks, use_distributed_sampler=False,
-        logger=[CSVLogger(run_dir, name="logs", version=f"attempt{attempt}"),
-                TensorBoardLogger(run_dir, name="tensorboard", version=f"attempt{attempt}")],
-        log_every_n_steps=config.log_every, enable_progress_bar=progress, enable_model_summary=False,
-        num_sanity_val_steps=0, deterministic=False,
-    )
+    trainer = build_trainer(config, run_dir, _Throughput(), progress=progress)
     t0 = time.perf_counter()
     try:
         trainer.fit(module, train_dataloaders=loader, ckpt_path=str(ckpt) if ckpt else None)

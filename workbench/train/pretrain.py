@@ -34,7 +34,7 @@ from ..losses import semisupcon_loss, target_matrix
 from ..models import build_encoder
 from ..models.heads import ProjectionHead
 
-__all__ = ["ContrastiveModule", "NonFiniteLossError", "pretrain", "build_dataloader", "main"]
+__all__ = ["ContrastiveModule", "NonFiniteLossError", "pretrain", "build_dataloader", "build_trainer", "main"]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -154,7 +154,8 @@ class _Throughput(Callback):
                            batch_size=1)
 
 
-def build_dataloader(config: PretrainConfig, pool=None, splits_dir: Path | None = None) -> DataLoader:
+def build_dataloader(config: PretrainConfig, pool=None, splits_dir: Path | None = None,
+                     start_step: int = 0) -> DataLoader:
     """The pretraining loader: semi-supervised batch sampler over the pool, views cropped in workers."""
     if pool is None:
         pool = build_pool(config.support, config.unlabeled, p=config.p, b_s=config.b_s, seed=config.seed,
@@ -165,7 +166,7 @@ def build_dataloader(config: PretrainConfig, pool=None, splits_dir: Path | None 
     dataset = PretrainDataset(pool, FileReader(config.sample_rate), n_views=config.n_views,
                               clip_samples=config.clip_samples, strategy=config.view_strategy, readers=readers)
     sampler = SemiSupervisedBatchSampler(pool.n_labeled, pool.n_unlabeled, config.batch_size, config.b_s,
-                                         steps=config.steps, seed=config.seed)
+                                         steps=config.steps, seed=config.seed, start_step=start_step)
     return DataLoader(dataset, batch_sampler=sampler, num_workers=config.num_workers,
                       persistent_workers=config.num_workers > 0, pin_memory=torch.cuda.is_available())
 
@@ -216,33 +217,14 @@ def pretrain(config: PretrainConfig | None = None, *, resume: str | Path | None 
         ckpt = None
     runs.write_env(run_dir)
     runs.write_json(run_dir / "data.json", _data_record(config))
-    L.seed_everything(config.seed, workers=True, verbose=False)
-    loader = build_dataloader(config, splits_dir=run_dir / "splits")
+    start_step = _step_of(ckpt) if ckpt else 0
+    # a resumed run reseeds crops and batches so that it does not replay its first steps
+    L.seed_everything(config.seed + start_step, workers=True, verbose=False)
+    loader = build_dataloader(config, splits_dir=run_dir / "splits", start_step=start_step)
     module = ContrastiveModule(config.to_dict())
     if config.compile:
         module.encoder = torch.compile(module.encoder)
-    checkpoints = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step:07d}",
-                                  every_n_train_steps=config.checkpoint_every, save_last=True, save_top_k=-1,
-                                  auto_insert_metric_name=False)
-    throughput = _Throughput()
-    callbacks = [checkpoints, throughput]
-    if progress:
-        callbacks.append(TQDMProgressBar(refresh_rate=max(1, config.log_every // 2)))
-    attempt = len(list((run_dir / "logs").glob("attempt*"))) if (run_dir / "logs").exists() else 0
-    strategy = config.strategy
-    if strategy == "auto" and (config.devices not in (1, "1") or config.num_nodes > 1):
-        strategy = "ddp"
-    trainer = L.Trainer(
-        default_root_dir=str(run_dir), max_steps=config.steps, max_epochs=-1, accelerator=config.accelerator,
-        devices=config.devices, num_nodes=config.num_nodes, strategy=strategy,
-        sync_batchnorm=config.sync_batchnorm, precision=_precision(config),
-        gradient_clip_val=config.grad_clip, callbacks=callbacks, use_distributed_sampler=False,
-        logger=[CSVLogger(run_dir, name="logs", version=f"attempt{attempt}"),
-                TensorBoardLogger(run_dir, name="tensorboard", version=f"attempt{attempt}")],
-        log_every_n_steps=config.log_every, enable_progress_bar=progress, enable_model_summary=False,
-        num_sanity_val_steps=0, deterministic=False,
-    )
-    start_step = _step_of(ckpt) if ckpt else 0
+    trainer = build_trainer(config, run_dir, _Throughput(), progress=progress)
     t0 = time.perf_counter()
     try:
         trainer.fit(module, train_dataloaders=loader, ckpt_path=str(ckpt) if ckpt else None)
@@ -262,6 +244,32 @@ def pretrain(config: PretrainConfig | None = None, *, resume: str | Path | None 
         runs.write_json(run_dir / "metrics.json", summary)
         runs.mark_finished(run_dir, steps=trainer.global_step)
     return run_dir
+
+
+def build_trainer(config, run_dir: Path, throughput: Callback, *, progress: bool = True) -> L.Trainer:
+    """The step-based Lightning trainer shared by the contrastive trainers (SemiSupCon family and
+    COLA): checkpoints every ``checkpoint_every`` steps plus ``last.ckpt``, per-attempt CSV and
+    TensorBoard logs (a resumed run adds an attempt), DDP when more than one device or node."""
+    checkpoints = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step:07d}",
+                                  every_n_train_steps=config.checkpoint_every, save_last=True, save_top_k=-1,
+                                  auto_insert_metric_name=False)
+    callbacks = [checkpoints, throughput]
+    if progress:
+        callbacks.append(TQDMProgressBar(refresh_rate=max(1, config.log_every // 2)))
+    attempt = len(list((run_dir / "logs").glob("attempt*"))) if (run_dir / "logs").exists() else 0
+    strategy = config.strategy
+    if strategy == "auto" and (config.devices not in (1, "1") or config.num_nodes > 1):
+        strategy = "ddp"
+    return L.Trainer(
+        default_root_dir=str(run_dir), max_steps=config.steps, max_epochs=-1, accelerator=config.accelerator,
+        devices=config.devices, num_nodes=config.num_nodes, strategy=strategy,
+        sync_batchnorm=config.sync_batchnorm, precision=_precision(config),
+        gradient_clip_val=config.grad_clip, callbacks=callbacks, use_distributed_sampler=False,
+        logger=[CSVLogger(run_dir, name="logs", version=f"attempt{attempt}"),
+                TensorBoardLogger(run_dir, name="tensorboard", version=f"attempt{attempt}")],
+        log_every_n_steps=config.log_every, enable_progress_bar=progress, enable_model_summary=False,
+        num_sanity_val_steps=0, deterministic=False,
+    )
 
 
 def _merge_metrics(run_dir: Path) -> None:
