@@ -1,0 +1,33 @@
+"""The `make demo` pipeline (render → pretrain ssl + SemiSupCon → probe 4 tasks → summary +
+figure). A slow path: CI runs it in smoke form on the tiny benchmark; `--run-slow` runs the
+real demo scale."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from workbench.demo import DEMO_TASKS, run_demo
+
+
+@pytest.mark.slow
+def test_demo_pipeline_writes_summary_and_figure(tmp_path, run_slow):
+    scale, seeds = ("demo", (0, 1, 2)) if run_slow else ("smoke", (0, 1))
+    out = tmp_path / "demo"
+    summary = run_demo(out, scale=scale, seeds=seeds, progress=False, figures_dir=tmp_path / "figures")
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved == json.loads(json.dumps(summary, default=str))
+    rows = saved["results"]
+    assert {r["model"] for r in rows} == {"ssl", "semisupcon"}
+    assert {r["task"] for r in rows} == set(DEMO_TASKS)
+    for r in rows:
+        assert {"model", "support", "task", "metric", "mean", "std", "seeds"} <= set(r)
+        assert r["support"] == (None if r["model"] == "ssl" else "nsynth_pitch")
+        assert r["seeds"] == list(seeds) and r["synthetic"] is True
+        assert 0.0 <= r["mean"] <= 1.0 or r["metric"].startswith("r2")
+    assert set(saved["data"]) >= set(DEMO_TASKS) and all(d["synthetic"] for d in saved["data"].values())
+    assert (tmp_path / "figures" / "summary.png").stat().st_size > 0
+    # a second run reuses the finished pretraining runs
+    again = run_demo(out, scale=scale, seeds=seeds[:1], progress=False, figures_dir=tmp_path / "figures")
+    assert again["runs"] == summary["runs"]
