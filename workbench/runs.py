@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["new_run_dir", "environment", "write_env", "write_json", "mark_finished", "is_finished",
+           "resume_checkpoint",
            "RunExistsError", "FINISHED_MARKER"]
 
 FINISHED_MARKER = "FINISHED"
@@ -112,3 +113,15 @@ def mark_finished(run_dir: str | Path, **info: Any) -> None:
 
 def is_finished(run_dir: str | Path) -> bool:
     return (Path(run_dir) / FINISHED_MARKER).exists()
+
+
+def resume_checkpoint(run_dir: str | Path) -> Path:
+    """The ``last.ckpt`` an unfinished run resumes from; a finished run or one without a
+    checkpoint is refused with the reason."""
+    run_dir = Path(run_dir)
+    if is_finished(run_dir):
+        raise RunExistsError(f"{run_dir} already finished; start a new run instead of resuming it")
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    if not ckpt.exists():
+        raise FileNotFoundError(f"no {ckpt} to resume from (the run saved no checkpoint yet); start anew")
+    return ckpt

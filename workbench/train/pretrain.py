@@ -202,11 +202,7 @@ def pretrain(config: PretrainConfig | None = None, *, resume: str | Path | None 
     """Train one model; returns its run directory.  ``resume`` = an unfinished run directory."""
     if resume is not None:
         run_dir = Path(resume)
-        if runs.is_finished(run_dir):
-            raise runs.RunExistsError(f"{run_dir} already finished; start a new run instead of resuming it")
-        ckpt = run_dir / "checkpoints" / "last.ckpt"
-        if not ckpt.exists():
-            raise FileNotFoundError(f"no {ckpt} to resume from (the run saved no checkpoint yet); start anew")
+        ckpt = runs.resume_checkpoint(run_dir)
         config = load_config(run_dir / "config.yaml")
     else:
         if config is None:
