@@ -216,6 +216,35 @@ def test_describe_table_for_docs():
                     "highpass": 0.8, "delay": 0.3, "pitch_shift": 0.6, "reverb": 0.6}
 
 
+def test_exclude_leaves_named_transforms_out_and_keeps_the_rest():
+    full = build_chain("semisupcon", SR)
+    names = [type(t).__name__ for t in full.stages]
+    chain = build_chain("semisupcon", SR, exclude=["pitch_shift"])
+    assert [type(t).__name__ for t in chain.stages] == [n for n in names if n != "PitchShift"]
+    assert augment.preset_transforms("semisupcon") == ["gain", "polarity", "colored_noise", "lowpass", "highpass",
+                                                       "bandpass", "bandstop", "pitch_shift", "delay"]
+    # a one-of group loses a member, or disappears once empty
+    one = build_chain("semisupcon", SR, exclude=["lowpass", "highpass"])
+    group = [t for t in one.stages if isinstance(t, augment.OneOf)][0]
+    assert [m.name for m in group.members] == ["bandpass", "bandstop"]
+    none = build_chain("semisupcon", SR, exclude=["lowpass", "highpass", "bandpass", "bandstop"])
+    assert not any(isinstance(t, augment.OneOf) for t in none.stages)
+    # everything excluded: the identity (a copy)
+    x = noise(2, 4096)
+    everything = build_chain("semisupcon", SR, exclude=augment.preset_transforms("semisupcon"))
+    assert torch.equal(everything(x), x)
+    with pytest.raises(ValueError, match="cannot exclude.*pich_shift"):
+        build_chain("semisupcon", SR, exclude=["pich_shift"])
+    with pytest.raises(ValueError, match="exclude whole stages"):
+        build_chain("semisupcon", SR, fast=False, exclude=["lowpass"])
+
+
+def test_reference_chain_honours_excluded_stages():
+    ref = build_chain("semisupcon", SR, fast=False, exclude=["pitch_shift"])
+    shift = dict(zip(ref.names, ref.transforms))["pitch_shift"]
+    assert shift.p == 0.0
+
+
 # ----------------------------------------------------------------------------- effects
 def test_gain_is_exact_in_db():
     x = noise(3)

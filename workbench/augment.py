@@ -50,7 +50,7 @@ s = 0 is exactly the identity and larger s is harsher:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 import torch
@@ -72,6 +72,7 @@ __all__ = [
     "build_transform",
     "describe",
     "format_table",
+    "preset_transforms",
 ]
 
 DEFAULT_PRESET = "semisupcon"
@@ -798,8 +799,35 @@ def _preset(preset: str) -> Preset:
     return PRESETS[preset]
 
 
+def preset_transforms(preset: str) -> list[str]:
+    """Registry names of every transform in ``preset``, in chain order (one-of members too)."""
+    return [s.name for stage in _preset(preset).stages
+            for s in (stage.members if isinstance(stage, OneOfSpec) else (stage,))]
+
+
+def _without(spec: Preset, exclude: Sequence[str]) -> Preset:
+    """``spec`` with the named transforms removed (an emptied one-of group disappears)."""
+    exclude = tuple(exclude)
+    if not exclude:
+        return spec
+    names = preset_transforms(spec.name)
+    unknown = sorted(set(exclude) - set(names))
+    if unknown:
+        raise ValueError(f"cannot exclude {unknown} from augmentation preset {spec.name!r}: it has "
+                         f"{names}.")
+    stages: list[Spec | OneOfSpec] = []
+    for stage in spec.stages:
+        if isinstance(stage, OneOfSpec):
+            members = tuple(m for m in stage.members if m.name not in exclude)
+            if members:
+                stages.append(OneOfSpec(members))
+        elif stage.name not in exclude:
+            stages.append(stage)
+    return replace(spec, stages=tuple(stages))
+
+
 def build_chain(preset: str = DEFAULT_PRESET, sample_rate: int = DEFAULT_SAMPLE_RATE, severity: float = 1.0, *,
-                p_chain: float | None = None, fast: bool = True) -> nn.Module:
+                p_chain: float | None = None, fast: bool = True, exclude: Sequence[str] = ()) -> nn.Module:
     """The augmentation chain of ``preset`` (:data:`PRESETS`) at ``severity``.
 
     Returns a :class:`Chain` (``fast=True``), or with ``fast=False`` the same ``semisupcon``
@@ -807,12 +835,18 @@ def build_chain(preset: str = DEFAULT_PRESET, sample_rate: int = DEFAULT_SAMPLE_
     (the reference path; it uses the global RNGs and ignores ``generator``).
     severity: see the module docstring; 1 = training chain, 0 = identity.
     p_chain: overrides the preset's whole-chain probability (still scaled by severity).
+    exclude: transform names (:func:`preset_transforms`) left out of the chain, e.g.
+    ``("pitch_shift",)``; the other stages keep their order and probabilities.
     """
-    spec = _preset(preset)
+    spec = _without(_preset(preset), exclude)
     if severity < 0 or not math.isfinite(severity):
         raise ValueError(f"severity must be a finite number >= 0, got {severity}.")
     chain_p = min(1.0, (spec.p_chain if p_chain is None else float(p_chain)) * severity)
     if not fast:
+        grouped = {m.name for st in _preset(preset).stages if isinstance(st, OneOfSpec) for m in st.members}
+        if grouped & set(exclude):
+            raise ValueError("fast=False cannot exclude filter members of the one-of group (the "
+                             "torch-audiomentations OneOf would still pick them); exclude whole stages only.")
         return _reference_chain(spec, sample_rate, severity, chain_p)
     stages: list[Transform | OneOf] = []
     for stage in spec.stages:
@@ -897,7 +931,7 @@ def _reference_chain(spec: Preset, sample_rate: int, severity: float, p_chain: f
             for s in stage.members if isinstance(stage, OneOfSpec) else [stage]:
                 if s.name == name:
                     return min(1.0, s.p * severity)
-        raise KeyError(name)
+        return 0.0  # excluded from the preset: the transform never fires
 
     common = dict(sample_rate=sample_rate, output_type="dict")
     g = ranged("gain")["gain_db"]
