@@ -14,7 +14,7 @@ from workbench.audio import AudioError
 from workbench.data import batches
 from workbench.data.batches import (PretrainDataset, PretrainPool, SemiSupervisedBatchSampler, build_pool,
                                     labeled_subset, labels_to_multihot)
-from workbench.data.views import FileReader, crop_views
+from workbench.data.views import FileReader, crop_views, view_level_db
 
 SR = 8000
 
@@ -127,6 +127,37 @@ def test_random_views_independent_and_short_file_fallback(tmp_path):
         crop_views(FileReader(SR), str(tmp_path / "tiny.wav"), 2, 1000, "overlap", rng)
 
 
+def test_view_level_db_hand_computed():
+    t = np.arange(SR) / SR
+    full = np.sin(2 * np.pi * 440 * t)[None]  # RMS 1/sqrt(2): -3.01 dBFS
+    assert view_level_db(full) == pytest.approx(-3.0103, abs=1e-3)
+    # the quietest view decides: a 0.01 sine is 40 dB lower
+    assert view_level_db(np.stack([full[0], 0.01 * full[0]])) == pytest.approx(-43.0103, abs=1e-3)
+    assert view_level_db(np.zeros((2, 100))) == -np.inf
+
+
+def test_min_db_redraws_silent_crops(tmp_path):
+    # a note that sounds for the first half of the file, then digital silence (NSynth-like)
+    n, T = SR * 4, 1000
+    x = np.zeros(n, np.float32)
+    x[: n // 2] = 0.5 * np.sin(2 * np.pi * 440 * np.arange(n // 2) / SR)
+    sf.write(tmp_path / "note.wav", x, SR, subtype="FLOAT")
+    path, reader = str(tmp_path / "note.wav"), FileReader(SR)
+    rng = np.random.default_rng(0)
+    plain = [view_level_db(crop_views(reader, path, 2, T, "adjacent", rng)) for _ in range(200)]
+    kept = [view_level_db(crop_views(reader, path, 2, T, "adjacent", rng, min_db=-50)) for _ in range(200)]
+    # about half of the plain crops are silent (window offset past the note: 16/30) ...
+    assert 0.3 < np.mean(np.isinf(plain)) < 0.7
+    # ... while a redraw fails only when all 8 tries are: P ~ 0.53^8 ~ 0.006
+    assert np.mean(np.asarray(kept) >= -50) > 0.95
+    # an all-silent file still gives a crop (the loudest draw), never an endless loop
+    sf.write(tmp_path / "silence.wav", np.zeros(n, np.float32), SR, subtype="FLOAT")
+    v = crop_views(reader, str(tmp_path / "silence.wav"), 2, T, "adjacent", rng, min_db=-50)
+    assert v.shape == (2, T) and not v.any()
+    with pytest.raises(ValueError, match="tries"):
+        crop_views(reader, path, 2, T, "adjacent", rng, min_db=-50, tries=0)
+
+
 def test_dataset_items_and_bad_files_replaced(tmp_path):
     paths = []
     for i in range(4):
@@ -141,7 +172,8 @@ def test_dataset_items_and_bad_files_replaced(tmp_path):
     pool = PretrainPool(frame, labels, ["a", "b", "c"], n_labeled=2)
     ds = PretrainDataset(pool, FileReader(SR), n_views=2, clip_samples=500, strategy="adjacent")
     item = ds[1]
-    assert item["views"].shape == (2, 500) and item["sample_id"] == 1
+    assert item["views"].shape == (2, 500) and item["sample_id"] == 1 and item["labeled"]
+    assert not ds[2]["labeled"]
     assert item["labels"].tolist() == [0, 0, 1]
     with pytest.warns(UserWarning, match="empty.wav"):
         item = ds[4]

@@ -151,11 +151,12 @@ class SemiSupervisedBatchSampler(Sampler[list[int]]):
 
 
 class PretrainDataset(Dataset):
-    """Index → ``{"views": [N, T] float32, "sample_id": int, "labels": [C] float32}``."""
+    """Index → ``{"views": [N, T] float32, "sample_id": int, "labels": [C] float32, "labeled": bool}``."""
 
     def __init__(self, pool: PretrainPool, reader: ClipReader, *, n_views: int, clip_samples: int,
-                 strategy: str, readers: dict[str, ClipReader] | None = None):
+                 strategy: str, readers: dict[str, ClipReader] | None = None, min_db: float | None = None):
         self.pool, self.reader = pool, reader
+        self.min_db = min_db  # views quieter than this (dBFS) are redrawn (crop_views)
         self.readers = readers or {}
         self.paths = pool.frame["path"].tolist()
         self.tasks = pool.frame["task"].tolist()
@@ -176,7 +177,8 @@ class PretrainDataset(Dataset):
             path = self.paths[tried]
             reader = self.readers.get(self.tasks[tried], self.reader)
             try:
-                views = crop_views(reader, path, self.n_views, self.clip_samples, self.strategy, rng)
+                views = crop_views(reader, path, self.n_views, self.clip_samples, self.strategy, rng,
+                                   min_db=self.min_db)
                 break
             except AudioError as exc:
                 if path not in self.failures:
@@ -192,4 +194,5 @@ class PretrainDataset(Dataset):
             "views": torch.from_numpy(np.ascontiguousarray(views, dtype=np.float32)),
             "sample_id": tried,
             "labels": torch.from_numpy(self.pool.labels[tried]),
+            "labeled": tried < self.pool.n_labeled,
         }
