@@ -34,6 +34,10 @@ def test_resolution_order_and_methods():
     (dict(batch_sze=3), r"did you mean batch_size"),
     (dict(preset="nope"), r"preset"),
     (dict(support="emomusic", b_s=0.5), r"classification or tagging"),
+    (dict(augment_exclude=["pitch_shfit"]), r"augment_exclude.*pitch_shift"),
+    (dict(labeled_augment_exclude="pitch_shift"), r"labeled_augment_exclude"),
+    (dict(preset="clmr", augment_exclude=["colored_noise"]), r"preset 'clmr'"),
+    (dict(min_view_db=3.0), r"min_view_db=3.0.*dBFS"),
 ])
 def test_invalid_values_are_named(overrides, match):
     with pytest.raises(ConfigError, match=match):

@@ -85,6 +85,27 @@ def test_no_label_outside_the_subset_is_ever_seen(tmp_path, embedded):
     assert seen_labeled <= subset
 
 
+def test_labelled_rows_skip_the_transforms_excluded_for_them(tmp_path):
+    # labelled rows: every transform excluded (identity); unlabelled rows: the full chain
+    everything = P.build_chain("semisupcon", 16000).describe()
+    names = list(dict.fromkeys(r["transform"] for r in everything))
+    cfg = _smoke(tmp_path, labeled_augment_exclude=names, severity=3.0)  # p_chain = 1 at severity 3
+    module = P.ContrastiveModule(cfg.to_dict())
+    b, n, t = 16, 2, cfg.clip_samples
+    views = 0.1 * torch.randn(b, n, t, generator=torch.Generator().manual_seed(0))
+    labeled = torch.arange(b) < 6
+    x, _, _ = module._rows({"views": views, "labels": torch.zeros(b, 3), "sample_id": torch.arange(b)})
+    out = module._augment(x, {"labeled": labeled})
+    changed = (out - x).flatten(1).abs().amax(1) > 0
+    rows_labeled = labeled.repeat_interleave(n)
+    assert not changed[rows_labeled].any()
+    assert changed[~rows_labeled].all()
+    # without the option one chain serves every row
+    plain = P.ContrastiveModule(_smoke(tmp_path, severity=3.0).to_dict())
+    assert plain.augment_labeled is None
+    assert ((plain._augment(x, {"labeled": labeled}) - x).flatten(1).abs().amax(1) > 0).all()
+
+
 def test_non_finite_loss_stops_with_clear_message(tmp_path, embedded, monkeypatch):
     cfg = _smoke(tmp_path, steps=3)
     monkeypatch.setattr(P, "semisupcon_loss", lambda z, t, temperature: (z.sum() * float("nan")))

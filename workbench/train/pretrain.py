@@ -65,7 +65,13 @@ class ContrastiveModule(L.LightningModule):
         enc_kwargs = dict(self.cfg.encoder)
         self.encoder = build_encoder(enc_kwargs.pop("name"), **enc_kwargs)
         self.head = ProjectionHead(self.encoder.out_dim, self.cfg.proj_hidden, self.cfg.proj_dim)
-        self.augment = build_chain(self.cfg.preset, sample_rate=self.cfg.sample_rate, severity=self.cfg.severity)
+        self.augment = build_chain(self.cfg.preset, sample_rate=self.cfg.sample_rate, severity=self.cfg.severity,
+                                   exclude=self.cfg.augment_exclude)
+        # labelled rows may skip transforms that would contradict their labels (pitch shift vs pitch)
+        extra = [n for n in self.cfg.labeled_augment_exclude if n not in self.cfg.augment_exclude]
+        self.augment_labeled = build_chain(
+            self.cfg.preset, sample_rate=self.cfg.sample_rate, severity=self.cfg.severity,
+            exclude=[*self.cfg.augment_exclude, *extra]) if extra else None
         self.last_good_step = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -83,10 +89,21 @@ class ContrastiveModule(L.LightningModule):
         labels = batch["labels"].repeat_interleave(n, dim=0)
         return x, ids, labels
 
+    @torch.no_grad()
+    def _augment(self, x: torch.Tensor, batch: dict) -> torch.Tensor:
+        """The chain on every row; labelled rows through their own chain when configured."""
+        if self.augment_labeled is None or "labeled" not in batch:
+            return self.augment(x)
+        labeled = batch["labeled"].to(x.device).repeat_interleave(x.shape[0] // len(batch["labeled"]))
+        out = torch.empty_like(x)
+        for mask, chain in ((labeled, self.augment_labeled), (~labeled, self.augment)):
+            if mask.any():
+                out[mask] = chain(x[mask])
+        return out
+
     def training_step(self, batch: dict, batch_idx: int):
         x, ids, labels = self._rows(batch)
-        with torch.no_grad():
-            x = self.augment(x)
+        x = self._augment(x, batch)
         z = self(x)
         z_all, ids_all = gather(z), gather(ids)
         labels_all = gather(labels) if labels.shape[1] else None
@@ -164,7 +181,8 @@ def build_dataloader(config: PretrainConfig, pool=None, splits_dir: Path | None 
         pool.write(splits_dir)
     readers = _cached_readers(config)
     dataset = PretrainDataset(pool, FileReader(config.sample_rate), n_views=config.n_views,
-                              clip_samples=config.clip_samples, strategy=config.view_strategy, readers=readers)
+                              clip_samples=config.clip_samples, strategy=config.view_strategy, readers=readers,
+                              min_db=config.min_view_db)
     sampler = SemiSupervisedBatchSampler(pool.n_labeled, pool.n_unlabeled, config.batch_size, config.b_s,
                                          steps=config.steps, seed=config.seed, start_step=start_step)
     return DataLoader(dataset, batch_sampler=sampler, num_workers=config.num_workers,
