@@ -145,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="workbench demo", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="runs/demo")
+    ap.add_argument("--figures-dir", default="figures/demo", help="where the bar chart goes")
     ap.add_argument("--scale", default="demo", choices=("smoke", "demo", "paper"))
     ap.add_argument("--seeds", type=int, default=len(DEMO_SEEDS), help="number of probe seeds")
     ap.add_argument("--fresh", action="store_true", help="pretrain anew even if identical finished runs exist")
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     over = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in args.overrides)}
     run_demo(args.out, scale=args.scale, seeds=tuple(range(args.seeds)), fresh=args.fresh,
-             progress=not args.no_progress, **over)
+             progress=not args.no_progress, figures_dir=args.figures_dir, **over)
     return 0
 
 
