@@ -838,12 +838,13 @@ def build_chain(preset: str = DEFAULT_PRESET, sample_rate: int = DEFAULT_SAMPLE_
     exclude: transform names (:func:`preset_transforms`) left out of the chain, e.g.
     ``("pitch_shift",)``; the other stages keep their order and probabilities.
     """
-    spec = _without(_preset(preset), exclude)
+    base = _preset(preset)
+    spec = _without(base, exclude)
     if severity < 0 or not math.isfinite(severity):
         raise ValueError(f"severity must be a finite number >= 0, got {severity}.")
     chain_p = min(1.0, (spec.p_chain if p_chain is None else float(p_chain)) * severity)
     if not fast:
-        grouped = {m.name for st in _preset(preset).stages if isinstance(st, OneOfSpec) for m in st.members}
+        grouped = {m.name for st in base.stages if isinstance(st, OneOfSpec) for m in st.members}
         if grouped & set(exclude):
             raise ValueError("fast=False cannot exclude filter members of the one-of group (the "
                              "torch-audiomentations OneOf would still pick them); exclude whole stages only.")
@@ -931,7 +932,9 @@ def _reference_chain(spec: Preset, sample_rate: int, severity: float, p_chain: f
             for s in stage.members if isinstance(stage, OneOfSpec) else [stage]:
                 if s.name == name:
                     return min(1.0, s.p * severity)
-        return 0.0  # excluded from the preset: the transform never fires
+        if name in TRANSFORMS:
+            return 0.0  # excluded from the preset: the transform never fires
+        raise KeyError(name)
 
     common = dict(sample_rate=sample_rate, output_type="dict")
     g = ranged("gain")["gain_db"]
