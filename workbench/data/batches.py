@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from ..audio import AudioError
+from ..distributed import get_rank
 from .views import ClipReader, crop_views
 
 __all__ = ["labeled_subset", "PretrainPool", "build_pool", "SemiSupervisedBatchSampler", "PretrainDataset",
@@ -136,10 +137,7 @@ class SemiSupervisedBatchSampler(Sampler[list[int]]):
             yield from rng.permutation(n)
 
     def __iter__(self):
-        rank = self._rank
-        if rank is None:
-            rank = torch.distributed.get_rank() if torch.distributed.is_available() and \
-                torch.distributed.is_initialized() else 0
+        rank = get_rank() if self._rank is None else self._rank
         rng = np.random.default_rng([self.seed, rank, self.epoch, self.start_step])
         self.epoch += 1
         lab = self._stream(rng, self.n_labeled) if self.n_lab_batch else None

@@ -44,6 +44,7 @@ from torch.utils.data import Dataset, Sampler
 
 from ..audio import AudioError
 from ..audio import info as audio_info
+from ..distributed import get_rank
 from .views import ClipReader
 
 __all__ = ["DEFAULT_MAX_SHIFT_S", "DEFAULT_MIN_SHIFT_S", "DEFAULT_SILENCE_DB", "DEFAULT_STEM_TRIES",
@@ -310,10 +311,7 @@ class MSABatchSampler(Sampler[list]):
             yield from values[rng.permutation(len(values))]
 
     def __iter__(self):
-        rank = self._rank
-        if rank is None:
-            rank = torch.distributed.get_rank() if torch.distributed.is_available() and \
-                torch.distributed.is_initialized() else 0
+        rank = get_rank() if self._rank is None else self._rank
         rng = np.random.default_rng([self.seed, rank, self.epoch, self.start_step])
         stem_rng = np.random.default_rng([self.seed, self.epoch, self.start_step, len(self.pool)])
         self.epoch += 1
