@@ -98,7 +98,13 @@ def measure(tmp: Path) -> dict:
     blob = torch.load(tmp / "probes" / "nsynth_pitch-seed0.pt", map_location="cpu", weights_only=True)
     out["probe"]["history_sum"] = float(sum(sum(map(float, h)) for h in blob["history"]))
     out["probe"]["weight_sum"] = float(sum(v.double().sum() for v in blob["state_dict"].values()))
-    out["encoder_sha256"] = records[0]["encoder_sha256"]
+    ckpt = torch.load(semi / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    digest = hashlib.sha256()
+    for k, v in ckpt["state_dict"].items():
+        if k.startswith("encoder."):
+            digest.update(k.encode())
+            digest.update(v.detach().cpu().contiguous().numpy().tobytes())
+    out["encoder_sha256"] = digest.hexdigest()  # the trained weights, bit for bit
 
     cola = train_cola(resolve_cola_config("smoke", pool_splits=["train", "valid", "test"],
                                           runs_dir=str(tmp / "cola"), **common), progress=False)
