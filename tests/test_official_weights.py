@@ -242,3 +242,17 @@ def test_bad_official_state_is_explained(reference, tmp_path):
     sd = {f"encoder.{k}": v for k, v in reference["ref"].state_dict().items() if "running_var" not in k}
     with pytest.raises(ValueError, match="running_var"):
         load_encoder(sd)
+
+
+def test_export_cli_converts_an_official_checkpoint(reference, tmp_path, capsys):
+    from workbench.cli import main
+
+    ckpt = _layout_files(reference, tmp_path)["clmr-lightning"][0]
+    out = tmp_path / "clmr.safetensors"
+    assert main(["export", str(ckpt), str(out)]) == 0
+    assert "clmr-lightning" in capsys.readouterr().out
+    again = load_pretrained(out)
+    assert again.meta["file_meta"]["source_layout"] == "clmr-lightning"
+    assert again.meta["projection_head"] == dict(in_dim=512, hidden_dim=512, out_dim=64, bias=False)
+    with torch.no_grad():
+        torch.testing.assert_close(again.encoder(reference["x"][59049]), reference["h"][59049], rtol=1e-4, atol=1e-5)
