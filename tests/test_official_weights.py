@@ -256,3 +256,30 @@ def test_export_cli_converts_an_official_checkpoint(reference, tmp_path, capsys)
     assert again.meta["projection_head"] == dict(in_dim=512, hidden_dim=512, out_dim=64, bias=False)
     with torch.no_grad():
         torch.testing.assert_close(again.encoder(reference["x"][59049]), reference["h"][59049], rtol=1e-4, atol=1e-5)
+
+
+def test_lightning_attribute_dict_hparams_load_without_lightning_code(reference, tmp_path, monkeypatch):
+    """Old Lightning pickles hparams as pytorch_lightning.utilities.parsing.AttributeDict."""
+    import sys
+    import types
+
+    mod = types.ModuleType("pytorch_lightning.utilities.parsing")
+
+    class AttributeDict(dict):
+        pass
+
+    AttributeDict.__module__, AttributeDict.__qualname__ = mod.__name__, "AttributeDict"
+    mod.AttributeDict = AttributeDict
+    for name in ("pytorch_lightning", "pytorch_lightning.utilities"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, mod.__name__, mod)
+    path = tmp_path / "old.ckpt"
+    torch.save({"pytorch-lightning_version": "1.1.0", "hyper_parameters": AttributeDict(batch_size=48),
+                "state_dict": {f"encoder.{k}": v for k, v in reference["ref"].state_dict().items()}}, path)
+    monkeypatch.delitem(sys.modules, mod.__name__)  # the loader must not need it
+    from workbench.models.serialization import safe_torch_load
+
+    obj, info = safe_torch_load(path)
+    assert obj["hyper_parameters"] == {"batch_size": 48} and obj["hyper_parameters"].batch_size == 48
+    assert info["opaque_globals"] == []
+    assert load_encoder(path)[1]["layout"] == "clmr-lightning"
