@@ -236,9 +236,15 @@ def test_giantsteps_keys_agree_with_key_profile_estimate(tiny):
     assert hits / len(pairs) > 0.3, f"key estimate agrees on {hits}/{len(pairs)} (chance 1/24)"
 
 
-def test_mtat_tags_consistent_with_construction(tiny):
+def _mtat_rows(out: Path, name: str) -> list[dict]:
+    with (out / "mtat" / name).open(newline="") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def test_mtat_facts_consistent_with_construction(tiny):
+    """facts_final.csv holds every true fact: exclusive pairs are exclusive, drums are audible."""
     out, _ = tiny
-    with (out / "mtat" / "annotations_final.csv").open(newline="") as fh:
+    with (out / "mtat" / "facts_final.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
     styles = ("classical", "choral", "rock", "electronic", "ambient", "jazz", "country", "indian", "pop")
     flux = {"1": [], "0": []}
@@ -260,6 +266,76 @@ def test_mtat_tags_consistent_with_construction(tiny):
     assert len(drums) and len(none)
     auc = np.mean(drums[:, None] > none[None, :])
     assert auc > 0.75, f"high-frequency transients separate drums from no drums with AUC {auc:.2f}"
+
+
+def _tag_lists(rows: list[dict]) -> list[list[str]]:
+    return [[t for t, v in r.items() if v == "1" and t not in ("clip_id", "mp3_path")] for r in rows]
+
+
+def test_mtat_annotations_are_sparse_like_people_make_them(tiny):
+    """The annotator's tags on the tiny render: MTAT-like statistics (issue 12), mostly true facts."""
+    from workbench.data.embedded import annotator, music
+
+    out, meta = tiny
+    tags, facts = _tag_lists(_mtat_rows(out, "annotations_final.csv")), _tag_lists(_mtat_rows(out, "facts_final.csv"))
+    st = annotator.tag_statistics(tags, music.MTAT_TAGS)
+    assert st["clips"] == embedded.SCALES["tiny"].mtat_clips
+    assert 2.0 <= st["tags_per_clip"] <= 4.0, st["tags_per_clip"]
+    assert st["top_tag_share"] <= 0.2, (st["top_tag"], st["top_tag_share"])
+    assert any(not t for t in tags), "some clips carry no tag, as in MTAT"
+    named = sum(len(t) for t in tags)
+    true = sum(len(set(t) & set(f)) for t, f in zip(tags, facts))
+    assert true / named >= 0.9, "a few tags are wrong, most are facts"
+    assert all(len(f) >= 6 for f in facts), "the facts themselves are complete"
+    pairs = st["positive_pair_share"]
+    assert pairs[1] > pairs[2] > pairs[4] and pairs[1] < 0.5
+    assert meta["statistics"]["mtat"]["all"]["tags"]["tags_per_clip"] == pytest.approx(st["tags_per_clip"], abs=1e-6)
+
+
+def test_annotator_statistics_over_the_demo_plan():
+    """The annotator's population statistics on the 400 clips the demo scale plans (composed, not rendered)."""
+    from workbench.data.embedded import annotator, music, mtat
+    from workbench.data.embedded.items import item_rng
+
+    sc = embedded.SCALES["demo"]
+    items = mtat.plan(sc, 0)
+    pieces = [mtat.compose(it, 0, sc) for it in items]
+    tags = [annotator.annotate(p, item_rng(0, "mtat", it.index, mtat.ANNOTATION_STREAM)) for p, it in zip(pieces, items)]
+    st = annotator.tag_statistics(tags, music.MTAT_TAGS)
+    facts = annotator.tag_statistics([p.tags() for p in pieces], music.MTAT_TAGS)
+    assert 2.0 <= st["tags_per_clip"] <= 4.0 and facts["tags_per_clip"] > 7
+    assert st["top_tag_share"] <= 0.2 < facts["top_tag_share"]
+    assert 0.05 <= st["no_tag_share"] <= 0.3
+    assert 0.4 <= st["zipf_exponent"] <= 1.5  # frequency falls with rank like a power law
+    freq = np.array(list(st["frequency"].values()))
+    assert freq[0] / freq[len(freq) // 2] >= 2, "a head and a tail"
+    assert st["positive_pair_share"][1] < 0.4 < facts["positive_pair_share"][1]
+
+
+def test_annotator_is_a_function_of_its_rng():
+    from workbench.data.embedded import annotator, music
+
+    piece = music.arrange(np.random.default_rng(3), "rock", 8.0)
+    a = [annotator.annotate(piece, np.random.default_rng(s)) for s in range(50)]
+    assert a == [annotator.annotate(piece, np.random.default_rng(s)) for s in range(50)]
+    assert len({tuple(t) for t in a}) > 10, "different players name different facts"
+    assert all(set(t) <= set(music.MTAT_TAGS) for t in a)
+
+
+def test_tag_statistics_hand_computed():
+    from workbench.data.embedded import annotator
+
+    vocab = ("a", "b", "c", "d")
+    st = annotator.tag_statistics([["a", "b"], ["a"], [], ["a", "b", "c"]], vocab, criteria=(1, 2, 3))
+    assert st["clips"] == 4 and st["tags_per_clip"] == pytest.approx(6 / 4) and st["no_tag_share"] == 0.25
+    assert st["top_tag"] == "a" and st["top_tag_share"] == 0.75 and st["tags_in_use"] == 3
+    assert list(st["frequency"]) == ["a", "b", "c", "d"] and st["frequency"]["d"] == 0.0
+    # 6 pairs; shared tags: (0,1)=1 (0,2)=0 (0,3)=2 (1,2)=0 (1,3)=1 (2,3)=0
+    assert st["positive_pair_share"] == {1: pytest.approx(3 / 6), 2: pytest.approx(1 / 6), 3: 0.0}
+    # counts 3, 2, 1 over ranks 1, 2, 3: least-squares slope of log count on log rank
+    x, y = np.log([1, 2, 3]), np.log([3, 2, 1])
+    slope = ((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum()
+    assert st["zipf_exponent"] == pytest.approx(-slope)
 
 
 def test_test_soundfont_is_held_out(tiny):

@@ -39,8 +39,10 @@ class Item:
     params: dict = field(default_factory=dict)
 
 
-def item_rng(seed: int, task: str, index: int) -> np.random.Generator:
-    return np.random.default_rng([int(seed), TASK_CODES[task], int(index)])
+def item_rng(seed: int, task: str, index: int, stream: int = 0) -> np.random.Generator:
+    """The item's generator; ``stream`` > 0 gives an independent one (e.g. its annotation, apart from its audio)."""
+    key = [int(seed), TASK_CODES[task], int(index)]
+    return np.random.default_rng(key + [int(stream)] if stream else key)
 
 
 def plan_rng(seed: int, task: str) -> np.random.Generator:

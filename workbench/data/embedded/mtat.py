@@ -5,8 +5,13 @@ Layout (as MagnaTagATune)::
     mtat/annotations_final.csv   tab-separated, every field double-quoted: clip_id, tags…, mp3_path
     mtat/<0-f>/<name>.mp3        0-b train, c valid, d-f test
 
-Tags (:data:`music.MTAT_TAGS`) are facts of the arrangement (style, instruments present,
-drums, vocals, tempo class, mode, meter, dynamics, solo).
+    mtat/facts_final.csv         same format: every true fact of each clip (not in the real data set)
+
+The tags of ``annotations_final.csv`` are what a simulated TagATune player named
+(:mod:`.annotator`): a few salient facts of the arrangement, some clips with none, a few
+wrong.  The facts (:data:`music.MTAT_TAGS`: style, instruments present, drums, vocals,
+tempo class, mode, meter, dynamics, solo) are true by construction; ``facts_final.csv``
+holds them all, for analysis (loaders read only ``annotations_final.csv``).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import music
+from . import annotator, music
 from .items import (RENDER_SAMPLE_RATE, TEST_SOUNDFONTS, TRAIN_SOUNDFONTS, Item, fade, item_rng, num_samples,
                     peak_gain, plan_rng, write_mp3)
 from .music import Key
@@ -33,6 +38,9 @@ DYNAMICS_GAIN = {"soft": 0.25, "medium": 0.5, "loud": 1.0}  # applied after peak
 FOLDERS = "0123456789abcdef"
 SPLITS = {**{c: "train" for c in "0123456789ab"}, "c": "valid", **{c: "test" for c in "def"}}
 CHORAL_ENSEMBLES = ("choir", "choir", "organ")
+ANNOTATION_STREAM = 1  # item_rng stream of the annotator (stream 0 makes the music)
+ANNOTATIONS = "annotations_final.csv"
+FACTS = "facts_final.csv"
 
 
 def plan(scale: Scale, seed: int) -> list[Item]:
@@ -52,7 +60,8 @@ def plan(scale: Scale, seed: int) -> list[Item]:
     return items
 
 
-def render_item(synth, item: Item, root: Path, fonts: dict[str, str], seed: int, scale: Scale) -> dict:
+def compose(item: Item, seed: int, scale: Scale) -> music.Piece:
+    """The clip's piece (a chorale for the choral style when the corpus has one, else an arrangement)."""
     rng = item_rng(seed, item.task, item.index)
     style = item.params["style"]
     piece = None
@@ -65,25 +74,43 @@ def render_item(synth, item: Item, root: Path, fonts: dict[str, str], seed: int,
             style = "classical"
     if piece is None:
         piece = music.arrange(rng, style, scale.mtat_seconds)
+    return piece
+
+
+def render_item(synth, item: Item, root: Path, fonts: dict[str, str], seed: int, scale: Scale) -> dict:
+    piece = compose(item, seed, scale)
     n = num_samples(scale.mtat_seconds)
     audio = synth.tracks(fonts[item.soundfont], piece.tracks, n)
     audio = fade(audio * np.float32(peak_gain(audio) * DYNAMICS_GAIN[piece.dynamics]))
     write_mp3(root / item.path, audio)
-    return {"index": item.index, "kept": True, "seconds": n / RENDER_SAMPLE_RATE, "tags": piece.tags(),
-            "source": piece.source}
+    tags = annotator.annotate(piece, item_rng(seed, item.task, item.index, ANNOTATION_STREAM))
+    return {"index": item.index, "kept": True, "seconds": n / RENDER_SAMPLE_RATE, "tags": tags,
+            "facts": piece.tags(), "source": piece.source}
 
 
 def write(root: Path, items: list[Item], results: dict[int, dict]) -> None:
-    """``annotations_final.csv``, quoted and tab-separated like the real file."""
-    path = root / NAME / "annotations_final.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh, delimiter="\t", quoting=csv.QUOTE_ALL, lineterminator="\n")
-        writer.writerow(["clip_id", *music.MTAT_TAGS, "mp3_path"])
-        for it in items:
-            tags = set(results[it.index]["tags"])
-            writer.writerow([it.params["clip_id"], *("1" if t in tags else "0" for t in music.MTAT_TAGS),
-                             it.params["mp3_path"]])
+    """``annotations_final.csv`` (the annotator's tags) and ``facts_final.csv`` (every true fact),
+    quoted and tab-separated like the real file."""
+    for name, field in ((ANNOTATIONS, "tags"), (FACTS, "facts")):
+        path = root / NAME / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh, delimiter="\t", quoting=csv.QUOTE_ALL, lineterminator="\n")
+            writer.writerow(["clip_id", *music.MTAT_TAGS, "mp3_path"])
+            for it in items:
+                tags = set(results[it.index][field])
+                writer.writerow([it.params["clip_id"], *("1" if t in tags else "0" for t in music.MTAT_TAGS),
+                                 it.params["mp3_path"]])
+
+
+def statistics(items: list[Item], results: dict[int, dict]) -> dict:
+    """:func:`annotator.tag_statistics` of the annotations and of the facts, over all clips and the train split."""
+    out = {}
+    for split in ("all", "train"):
+        its = [it for it in items if split == "all" or it.split == split]
+        out[split] = {field: annotator.tag_statistics([results[it.index][field] for it in its], music.MTAT_TAGS)
+                      for field in ("tags", "facts")}
+    return out
 
 
 def summary_rows(items: list[Item], results: dict[int, dict]) -> list[dict]:

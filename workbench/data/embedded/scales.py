@@ -54,7 +54,7 @@ class Scale:
 SCALES: dict[str, Scale] = {
     # seconds to render; the test suite uses it
     "tiny": Scale("tiny", 55, 10, 3, (100,), (75,), (100,), key_train_valid=24, key_awkward=3, key_test=12,
-                  key_seconds=5.0, mtat_clips=16, mtat_seconds=4.0, fma_pieces=4, fma_seconds=5.0),
+                  key_seconds=5.0, mtat_clips=48, mtat_seconds=4.0, fma_pieces=4, fma_seconds=5.0),
     # the default everywhere: minutes on a 2-core laptop
     "demo": Scale("demo", 36, 40, 20, (50, 100), (75,), (50, 100), key_train_valid=168, key_awkward=8,
                   key_test=72, key_seconds=10.0, mtat_clips=400, mtat_seconds=10.0, fma_pieces=200,
