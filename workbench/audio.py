@@ -76,6 +76,8 @@ def info(path: str | Path) -> AudioInfo:
     """Sample rate, length and channel count of ``path`` without decoding it."""
     path = Path(path)
     if not path.exists():
+        if path.is_symlink():
+            raise AudioError(f"{path}: a broken or looping symbolic link. Point it at an audio file or remove it.")
         raise AudioError(f"{path}: file not found. Check the data root or re-render the data set.")
     st = path.stat()
     if not stat.S_ISREG(st.st_mode):  # a FIFO would block the decoder forever

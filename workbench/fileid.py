@@ -69,8 +69,11 @@ def identity(path: str | Path, now_ns: int | None = None) -> list | None:
 
 
 def unchanged(recorded, path: str | Path) -> bool:
-    """Whether ``path`` still has the identity ``recorded`` (False for a missing file or record)."""
-    if not recorded or len(recorded) != 3:
+    """Whether ``path`` still has the identity ``recorded``.  A None record (the file was missing, or
+    not a regular file) is unchanged while the path still has no identity."""
+    if recorded is None:
+        return identity(path) is None
+    if len(recorded) != 3:
         return False
     size, mtime_ns, digest = int(recorded[0]), int(recorded[1]), str(recorded[2] or "")
     try:
