@@ -30,6 +30,7 @@ COMMANDS = {
     ("probe",): "workbench.probe",
     ("demo",): "workbench.demo",
     ("experiments", "run"): "workbench.experiments",
+    ("claims",): "workbench.claims.runner",
 }
 
 
