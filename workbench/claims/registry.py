@@ -497,16 +497,16 @@ def _paper_largest_drop(task: str, metric: str, supports) -> dict | None:
 _GROUP_ORDER = {HEADLINE: 0, MSA: 1, ABLATION: 2}
 
 
-def build_grid(scale: str) -> Grid:
+def build_grid(scale: str, claims: list[Claim] | None = None, plan: dict | None = None) -> Grid:
     """Every claim of ``scale``'s plan and the cells they need, in run order: headline claims
     first, seed-major (every headline claim's first seed before any second seed), then the
-    MSA comparisons, then the ablations."""
+    MSA comparisons, then the ablations. ``claims``/``plan`` replace the registry's (tests)."""
     if scale not in PLANS:
         raise ValueError(f"unknown scale {scale!r}; choose one of {sorted(PLANS)}")
     from .cells import canonical_key
 
-    plan = PLANS[scale]
-    claims = _claims(scale, plan)
+    plan = plan or PLANS[scale]
+    claims = claims if claims is not None else _claims(scale, plan)
     cells: dict[tuple, Cell] = {}
     slugs: dict[tuple, str] = {}
     canon: dict[str, str] = {}
@@ -537,6 +537,7 @@ def build_grid(scale: str) -> Grid:
     if len(set(ids)) != len(ids):
         raise RuntimeError("registry: duplicate cell ids")
     ids_of = {k: c.id for k, c in cells.items()}
+    claims = sorted(claims, key=lambda c: CLAIM_IDS.index(c.id) if c.id in CLAIM_IDS else len(CLAIM_IDS))
     return Grid(scale, claims, {c.id: c for c in ordered}, plan, {k: ids_of[v] for k, v in index.items()})
 
 

@@ -77,9 +77,12 @@ def estimate_units(cell: Cell, config) -> float:
     return float(units)
 
 
-def plan_states(grid: Grid, cells: Sequence[Cell], results: Path, *, with_data: bool = True) -> list[CellState]:
+def plan_states(grid: Grid, cells: Sequence[Cell], results: Path, *, with_data: bool = True,
+                identity: Callable[[list], dict] | None = None) -> list[CellState]:
     """Each cell's state against the stored results. ``with_data=False`` checks the spec hash
-    only (no data is resolved; nothing is rendered)."""
+    only (no data is resolved; nothing is rendered). ``identity(tasks)`` gives the data
+    identity (default :func:`workbench.claims.cells.data_identity`)."""
+    identity = identity or C.data_identity
     probe_seeds = grid.plan["probe_seeds"]
     out = []
     for cell in cells:
@@ -91,7 +94,7 @@ def plan_states(grid: Grid, cells: Sequence[Cell], results: Path, *, with_data: 
         spec = C.spec_of(cell, grid.scale, probe_seeds)
         st = CellState(cell, "todo", spec, C.spec_hash(spec), units=estimate_units(cell, config))
         if with_data:
-            st.data = C.data_identity(C.datasets_of(cell, config))
+            st.data = identity(C.datasets_of(cell, config))
             st.hash = C.config_hash(spec, st.data)
         stored = store.read_result(results, cell.id)
         if stored is not None and stored.get("status") == "ok":
@@ -134,14 +137,15 @@ class Runner:
     fake one."""
 
     def __init__(self, grid: Grid, results: Path, *, executor: Executor | None = None, device: str = "cpu",
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None, identity: Callable[[list], dict] | None = None):
         self.grid, self.results, self.device = grid, Path(results), device
         self.executor = executor or C.run_cell
+        self.identity = identity
         self.log = log or (lambda s: print(s, flush=True))
 
     def run(self, cells: Sequence[Cell]) -> dict:
         """Run every unfinished cell; returns counts and the failures."""
-        states = plan_states(self.grid, cells, self.results)
+        states = plan_states(self.grid, cells, self.results, identity=self.identity)
         summary = {"ran": [], "skipped": [], "locked": [], "not_runnable": [], "failed": []}
         rate = _seconds_per_unit(states, self.results)
         done = sum(st.state == "done" for st in states)
