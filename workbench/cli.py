@@ -38,6 +38,7 @@ COMMANDS = {
     ("probe",): "workbench.probe",
     ("demo",): "workbench.demo",
     ("experiments", "run"): "workbench.experiments",
+    ("claims",): "workbench.claims.runner",
 }
 
 
