@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from ..audio import AudioError
+from ..audio import AudioError, warn_skipped
 from ..distributed import get_rank
 from .views import ClipReader, crop_views
 
@@ -190,7 +189,7 @@ class PretrainDataset(Dataset):
             except AudioError as exc:
                 if path not in self.failures:
                     self.failures[path] = str(exc)
-                    warnings.warn(f"skipping unusable clip: {exc}", stacklevel=2)
+                    warn_skipped(exc, "clip")
                 lo, hi = (0, self.pool.n_labeled) if tried < self.pool.n_labeled else (self.pool.n_labeled,
                                                                                        len(self.paths))
                 tried = int(rng.integers(lo, hi))
