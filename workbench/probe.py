@@ -511,3 +511,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     index = ("model", "aggregation") if len(args.aggregation) > 1 else ("model",)
     print(results_table(rows, metric="all", index=index).to_string())
     return 0
+
+
+# ---------------------------------------------------------------- the experiment notebooks' probe budget
+from .scales import SCALE_NAMES, scale_defaults  # noqa: E402 (this section was moved here from experiments.py)
+
+#: Probe budget per scale: (extract_kwargs, probe_kwargs), from :mod:`workbench.scales` (trainer
+#: ``probe``). Smoke is for CI only; demo keeps the demo's bounded cost; paper uses the probes' own
+#: defaults (whole tracks).
+PROBE_SETTINGS: dict[str, tuple[dict, dict]] = {
+    _scale: (_budget["extract"], _budget["probe"])
+    for _scale, _budget in ((s, scale_defaults(s, "probe")) for s in SCALE_NAMES)
+}
+
+
+def probe_settings(scale: str) -> tuple[dict, dict]:
+    """(extract_kwargs, probe_kwargs) of :data:`PROBE_SETTINGS` for ``scale`` (copies)."""
+    if scale not in PROBE_SETTINGS:
+        raise ValueError(f"unknown scale {scale!r}; choose one of {sorted(PROBE_SETTINGS)}")
+    extract_kwargs, probe_kwargs = PROBE_SETTINGS[scale]
+    return dict(extract_kwargs), dict(probe_kwargs)
+
+
+def probe_checkpoint(checkpoint: str | Path, tasks: Sequence[str], *, scale: str, seeds: Sequence[int] = (0,),
+                     model: str | None = None, support: str | None = None, aggregation="embedding",
+                     fraction: float = 1.0, root: str | Path | None = None, device: str | None = None,
+                     progress: bool = True) -> list[dict]:
+    """Probe one frozen checkpoint on ``tasks`` with the scale's probe budget; returns
+    aggregated result rows (:func:`workbench.results.aggregate`)."""
+    from .results import aggregate
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    extract_kwargs, probe_kwargs = probe_settings(scale)
+    records = []
+    for task in tasks:
+        records += probe_task(str(checkpoint), task, seeds=tuple(seeds), fraction=fraction,
+                              aggregation=aggregation, root=root, model=model, support=support, device=device,
+                              extract_kwargs=extract_kwargs, probe_kwargs=probe_kwargs, progress=progress)
+    return aggregate(records)
