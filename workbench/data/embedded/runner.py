@@ -48,7 +48,7 @@ except ImportError:  # pragma: no cover
 __all__ = ["GENERATOR_VERSION", "MARKER", "STAND_INS", "EMBEDDED_DATASETS", "folder_name", "render",
            "ensure_rendered", "format_summary"]
 
-GENERATOR_VERSION = "3"  # bump whenever the rendered output changes: it is part of the cache path
+GENERATOR_VERSION = "4"  # bump whenever the rendered output changes: it is part of the cache path
 MARKER = "SYNTHETIC.json"
 #: The stand-ins in render order (the order of SYNTHETIC.json's summary).
 STAND_INS: tuple[ModuleType, ...] = (nsynth, giantsteps, mtat, fma_medium)
