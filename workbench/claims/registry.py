@@ -215,6 +215,8 @@ def ssl(steps: str = "main", **extra) -> Recipe:
 
 
 def semi(support: str, p: float = 1.0, b_s: float = 0.5, steps: str = "main", **extra) -> Recipe:
+    if extra.get("criterion") == 1:  # the default: same cell as without it
+        extra.pop("criterion")
     slug = f"semi-{support}-p{_fmt(p)}-bs{_fmt(b_s)}"
     slug += "".join(f"-{k.replace('_', '')}{_fmt(v)}" for k, v in sorted(extra.items()) if extra != PAPER_CHAIN)
     slug += "-paperchain" if extra == PAPER_CHAIN else ""
@@ -222,6 +224,8 @@ def semi(support: str, p: float = 1.0, b_s: float = 0.5, steps: str = "main", **
 
 
 def supcon(support: str = "mtat_top50", steps: str = "main", **extra) -> Recipe:
+    if extra.get("criterion") == 1:  # the default: same cell as without it
+        extra.pop("criterion")
     slug = f"supcon-{support}" + "".join(f"-{k.replace('_', '')}{_fmt(v)}" for k, v in sorted(extra.items()))
     return _pretrain("supcon", steps, slug, support=support, **extra)
 

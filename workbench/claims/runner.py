@@ -219,12 +219,22 @@ def _update_rate(rate: float, wall: float, units: float, n: int) -> float:
 
 
 # --------------------------------------------------------------------------- CLI
-def _select(grid: Grid, only: Sequence[str] | None) -> list[Cell]:
-    if not only:
-        return list(grid.cells.values())
-    for claim_id in only:
-        grid.claim(claim_id)  # unknown ids fail with a did-you-mean
-    return grid.cells_for(only)
+def _select(grid: Grid, only: Sequence[str] | None, cell_ids: Sequence[str] | None = None) -> list[Cell]:
+    chosen = list(grid.cells.values())
+    if only:
+        for claim_id in only:
+            grid.claim(claim_id)  # unknown ids fail with a did-you-mean
+        chosen = grid.cells_for(only)
+    if cell_ids:
+        import difflib
+
+        for cid in cell_ids:
+            if cid not in grid.cells:
+                close = difflib.get_close_matches(cid, list(grid.cells), n=2)
+                hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+                raise KeyError(f"unknown cell {cid!r}{hint}; list them with --dry-run")
+        chosen = [c for c in chosen if c.id in set(cell_ids)]
+    return chosen
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -234,6 +244,7 @@ def _parser() -> argparse.ArgumentParser:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", default="demo", choices=SCALES)
     ap.add_argument("--only", nargs="+", metavar="ID", help=f"claim ids: {', '.join(CLAIM_IDS)}")
+    ap.add_argument("--cells", nargs="+", metavar="CELL", help="run only these cells (ids as --dry-run lists them)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (probes, training)")
     ap.add_argument("--dry-run", action="store_true", help="list the cells, their state and the ETA; run nothing")
     ap.add_argument("--report-only", action="store_true", help="write the report and figures from results/ alone")
@@ -275,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     grid = build_grid(args.scale)
     try:
-        chosen = _select(grid, args.only)
+        chosen = _select(grid, args.only, args.cells)
     except KeyError as err:
         ap.error(str(err.args[0]))
     if args.dry_run:
@@ -309,6 +320,8 @@ def _spawn(args, n: int, results: Path) -> int:
             "--results", args.results, "--figures", args.figures, "--no-report"]
     if args.only:
         base += ["--only", *args.only]
+    if args.cells:
+        base += ["--cells", *args.cells]
     procs = []
     for k in range(n):
         env = dict(os.environ)
