@@ -41,9 +41,9 @@ HEADLINE, MSA, ABLATION = "headline", "msa", "ablation"
 #: config rejects is reported as "not runnable yet" with the config's message.
 MSA_VARIANTS: dict[str, dict[str, Any]] = {
     "msa": {},  # COLA + music source association, the config's defaults (the poster's recipe)
-    "cola": {"pair_mode": "cola"},  # two crops of the same mix
-    "random_mask": {"pair_mode": "random_mask"},  # random soft masks in place of stems
-    "msa_no_shift": {"min_shift_s": 0.0, "max_shift_s": 0.0},  # stem crop aligned with the mix crop
+    "cola": {"pairs": "mix"},  # COLA: two crops of the same mix
+    "random_mask": {"pairs": "mask"},  # random soft masks in place of stems
+    "msa_no_shift": {"time_shift": False},  # the stem crop aligned with the mix crop
     "msa_bass": {"stems": ["bass"]},  # source-targeted models: one stem only
     "msa_drums": {"stems": ["drums"]},
     "msa_vocals": {"stems": ["melody"]},  # the embedded benchmark's lead voice stands in for vocals
