@@ -113,13 +113,14 @@ def plan_states(grid: Grid, cells: Sequence[Cell], results: Path, *, with_data: 
     return out
 
 
-def _seconds_per_unit(states: Sequence[CellState], results: Path) -> float:
+def _seconds_per_unit(states: Sequence[CellState], results: Path, key: str = "wall_s") -> float:
+    """Measured seconds (``wall_s`` or ``cpu_s``) per cost unit over the finished cells."""
     walls, units = 0.0, 0.0
     for st in states:
         if st.state == "done":
             stored = store.read_result(results, st.cell.id) or {}
-            if stored.get("wall_s") and st.units:
-                walls += float(stored["wall_s"])
+            if stored.get(key) and st.units:
+                walls += float(stored[key])
                 units += st.units
     return walls / units if units else DEFAULT_SECONDS_PER_UNIT
 
@@ -296,8 +297,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             extra = f" — {st.message}" if st.message else ""
             print(f"{st.state:12s} {st.cell.id:45s} ~{_fmt_s(rate * st.units):>8s} {','.join(st.cell.claims)}{extra}")
         left = [st for st in states if st.state in ("todo", "changed", "locked")]
+        cpu_rate = _seconds_per_unit(states, results, "cpu_s")
+        print("\nper claim (each cell counted once, under the first claim that needs it):")
+        by_claim: dict[str, list[CellState]] = {}
+        for st in states:
+            by_claim.setdefault(st.cell.claims[0], []).append(st)
+        for claim_id, group in by_claim.items():
+            todo = [st for st in group if st.state in ("todo", "changed", "locked")]
+            units = sum(st.units for st in todo)
+            print(f"  {claim_id:12s} {len(group):4d} cells, {len(todo):4d} left: ~{_fmt_s(rate * units)} wall, "
+                  f"~{_fmt_s(cpu_rate * units)} CPU")
         print(f"{len(states)} cells: {sum(s.state == 'done' for s in states)} done, {len(left)} left "
-              f"(ETA {_fmt_s(rate * sum(s.units for s in left))} at {rate:.2f} s/unit on one worker), "
+              f"(ETA {_fmt_s(rate * sum(s.units for s in left))} at {rate:.2f} s/unit on one worker; CPU "
+              f"~{_fmt_s(cpu_rate * sum(s.units for s in left))} at {cpu_rate:.2f} CPU s/unit), "
               f"{sum(s.state == 'not_runnable' for s in states)} not runnable")
         return 0
     if n_devices > 1:
