@@ -9,6 +9,7 @@ Commands (each delegates to the ``main(argv)`` of the module that owns the conce
     supervised     end-to-end supervised baseline        (workbench.train.supervised)
     cola           COLA with music source association    (workbench.train.cola)
     embed          extract frozen embeddings             (workbench.embed)
+    export         checkpoint -> encoder file (.safetensors) (workbench.models.export)
     probe          probe checkpoints on tasks            (workbench.probe)
     demo           the demo job run by `make demo`       (workbench.demo)
     experiments    run an experiment grid of notebooks   (workbench.experiments)
@@ -33,9 +34,11 @@ COMMANDS = {
     ("supervised",): "workbench.train.supervised",
     ("cola",): "workbench.train.cola",
     ("embed",): "workbench.embed",
+    ("export",): "workbench.models.export",
     ("probe",): "workbench.probe",
     ("demo",): "workbench.demo",
     ("experiments", "run"): "workbench.experiments",
+    ("claims",): "workbench.claims.runner",
 }
 
 
