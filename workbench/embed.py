@@ -18,9 +18,13 @@ of the encoder's state-dict bytes) together with the task, split, data root, the
 split's manifest, the chunking settings and ``transform_key``. A cache hit reads the
 two files and never touches the encoder.
 
+Any audio, no task and no split (:func:`embed_audio`): a file, a folder (recursive) or an
+array gives chunk embeddings with their centre timestamps and one track embedding each.
+
 CLI (wired as ``python -m workbench embed``)::
 
     python -m workbench embed --checkpoint runs/x/last.ckpt --task nsynth_pitch --split test --out emb/
+    python -m workbench embed --checkpoint runs/x/last.ckpt --audio "my music/" --out emb/
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ import torch
 from torch import nn
 
 __all__ = ["CACHE_VERSION", "Embeddings", "cache_key", "chunk_starts", "default_cache_dir", "extract",
-           "main", "segment_mean", "state_dict_sha256", "target_array", "file_sha256"]
+           "main", "segment_mean", "state_dict_sha256", "target_array", "file_sha256", "AudioEmbeddings",
+           "embed_audio", "TRACK_AGGREGATIONS", "parquet_engine"]
 
 log = logging.getLogger(__name__)
 
@@ -273,18 +278,22 @@ def _cut(x: np.ndarray, clip_samples: int, hop: int | None, max_chunks: int | No
     return np.stack([x[s:s + clip_samples] for s in starts])
 
 
-def _read_tracks(paths: Sequence[str], sample_rate: int, num_workers: int) -> Iterator[np.ndarray]:
+def _read_tracks(paths: Sequence[str], sample_rate: int, num_workers: int,
+                 reader: Callable | None = None) -> Iterator[np.ndarray]:
+    """Decoded tracks in order (``reader(path, sample_rate)``, default :func:`workbench.audio.read`),
+    at most :data:`DEFAULT_READ_AHEAD` decoded ahead by ``num_workers`` threads."""
     from . import audio
 
+    reader = reader or audio.read
     if num_workers <= 0:
         for p in paths:
-            yield audio.read(p, sample_rate)
+            yield reader(p, sample_rate)
         return
     with ThreadPoolExecutor(max_workers=num_workers) as pool:
         pending = []
         it = iter(paths)
         for p in it:
-            pending.append(pool.submit(audio.read, p, sample_rate))
+            pending.append(pool.submit(reader, p, sample_rate))
             if len(pending) >= DEFAULT_READ_AHEAD:
                 yield pending.pop(0).result()
         for f in pending:
@@ -358,6 +367,7 @@ def extract(
     checkpoint_or_encoder: an encoder module (``[B, 1, T] → [B, D]``), a checkpoint path
         (Lightning checkpoint or plain encoder state dict) or an in-memory state dict.
     task: a task name or :class:`workbench.data.Task`.
+    split: train, valid, test, or ``"all"`` (every track of the task, e.g. of a ``folder``).
     sample_rate, clip_samples: override the encoder's own.
     hop, max_chunks: chunking (module docstring); defaults: non-overlapping, all chunks.
     transform: optional callable on ``[B, 1, T]`` chunk batches on ``device`` (e.g. a
@@ -371,8 +381,8 @@ def extract(
 
     if isinstance(task, str):
         task = data.task(task, root)
-    if split not in data.SPLITS:
-        raise ValueError(f"split must be one of {data.SPLITS}, got {split!r}.")
+    if split not in data.SPLIT_CHOICES:
+        raise ValueError(f"split must be one of {', '.join(data.SPLIT_CHOICES)}, got {split!r}.")
     if transform is not None and transform_key is None and use_cache:
         raise ValueError("a transform needs transform_key=… (e.g. 'chain-s1.0-seed0') so that its embeddings "
                          "are cached apart from clean ones; or pass use_cache=False.")
@@ -381,9 +391,10 @@ def extract(
 
     droot = data.resolve_root(task.dataset, root)
     df = data.manifest(task.name, root)
-    rows = df[df["split"] == split].reset_index(drop=True)
+    rows = data.select_split(df, split)
     if rows.empty:
-        raise ValueError(f"task {task.name}: split {split!r} is empty under {droot.path}.")
+        raise ValueError(f"task {task.name}: split {split!r} is empty under {droot.path} "
+                         f"({len(df)} clips in all; split={data.ALL!r} takes every one).")
 
     # Identify the encoder without building it when a checkpoint file is given, so a hit
     # costs one hash and two file reads.
@@ -432,10 +443,265 @@ def extract(
     return emb
 
 
-@torch.no_grad()
+# ---------------------------------------------------------------- any audio
+
+#: Track aggregations of chunk embeddings: name -> reduction over a track's chunks.
+TRACK_AGGREGATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "mean": lambda chunks: chunks.mean(0),  # SemiSupCon / CLMR's track embedding
+    "max": lambda chunks: chunks.max(0),
+}
+DEFAULT_AGGREGATION = "mean"
+#: Largest channel count of an array given to :func:`embed_audio` (its smaller axis).
+MAX_CHANNELS = 16
+
+
+@dataclass
+class AudioEmbeddings:
+    """Embeddings of any audio (:func:`embed_audio`).
+
+    chunks: float32 ``[n_chunks, D]``; timestamps: float64 ``[n_chunks]``, the centre of each
+    chunk in its track, in seconds (of the audio it covers: a track shorter than a chunk has
+    its centre at half its duration); track_index: int64 ``[n_chunks]``; tracks: float32
+    ``[n_tracks, D]``, each track's chunks under ``aggregation``; paths: one per track (``""``
+    for an array); ids: each track's path relative to the folder given (its name for a file);
+    durations: seconds; skipped: ``(path, reason)`` of the files that could not be read.
+    """
+
+    chunks: np.ndarray
+    timestamps: np.ndarray
+    track_index: np.ndarray
+    tracks: np.ndarray
+    paths: list[str]
+    ids: list[str]
+    durations: np.ndarray
+    aggregation: str = DEFAULT_AGGREGATION
+    meta: dict = field(default_factory=dict)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def n_tracks(self) -> int:
+        return len(self.paths)
+
+    @property
+    def dim(self) -> int:
+        return int(self.chunks.shape[1])
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """Row of each track's first chunk in ``chunks`` (its chunks are contiguous)."""
+        counts = np.bincount(self.track_index, minlength=self.n_tracks)
+        return np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+
+    def track(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(chunk embeddings, centre timestamps)`` of track ``i``."""
+        keep = self.track_index == i
+        return self.chunks[keep], self.timestamps[keep]
+
+    def index(self):
+        """One row per track: ``path, id, duration, offset, n_chunks`` (a DataFrame)."""
+        import pandas as pd
+
+        return pd.DataFrame({"path": self.paths, "id": self.ids, "duration": self.durations,
+                             "offset": self.offsets, "n_chunks": np.bincount(self.track_index,
+                                                                             minlength=self.n_tracks)})
+
+    def save(self, out: str | Path) -> list[Path]:
+        """Write ``embeddings.npz`` (every array), ``index.csv`` (one row per track),
+        ``meta.json`` and, when pandas has a Parquet engine, ``chunks.parquet`` and
+        ``tracks.parquet`` (one column per dimension). Returns the files written."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        written = [out / "embeddings.npz", out / "index.csv", out / "meta.json"]
+        np.savez(written[0], chunks=self.chunks, timestamps=self.timestamps, track_index=self.track_index,
+                 tracks=self.tracks, durations=self.durations, offsets=self.offsets,
+                 paths=np.asarray(self.paths, dtype=str), ids=np.asarray(self.ids, dtype=str))
+        self.index().to_csv(written[1], index=False)
+        written[2].write_text(json.dumps({**self.meta, "aggregation": self.aggregation,
+                                          "skipped": [list(s) for s in self.skipped]}, indent=2, default=str))
+        if parquet_engine() is not None:
+            import pandas as pd
+
+            columns = [f"e{d:03d}" for d in range(self.dim)]
+            chunks = pd.DataFrame(self.chunks, columns=columns)
+            chunks.insert(0, "id", [self.ids[t] for t in self.track_index])
+            chunks.insert(1, "track", self.track_index)
+            chunks.insert(2, "time", self.timestamps)
+            tracks = pd.concat([self.index(), pd.DataFrame(self.tracks, columns=columns)], axis=1)
+            chunks.to_parquet(out / "chunks.parquet", index=False)
+            tracks.to_parquet(out / "tracks.parquet", index=False)
+            written += [out / "chunks.parquet", out / "tracks.parquet"]
+        return written
+
+
+def parquet_engine() -> str | None:
+    """The Parquet engine pandas would use (``pyarrow`` or ``fastparquet``), or None."""
+    from pandas.io.parquet import get_engine
+
+    try:
+        engine = get_engine("auto")
+    except ImportError:
+        return None
+    return type(engine).__name__.replace("Impl", "").lower()
+
+
+def _as_mono(audio, sample_rate: int | None, target_sr: int) -> np.ndarray:
+    """An array (``[samples]``, or ``[channels, samples]`` / ``[samples, channels]``: the
+    smaller axis is the channels) as mono float32 at ``target_sr``."""
+    from .audio import resample
+
+    x = audio.detach().cpu().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio)
+    if x.ndim == 2:
+        axis = int(np.argmin(x.shape))
+        if x.shape[axis] > MAX_CHANNELS:
+            raise ValueError(f"embed_audio: a 2-d array is one track as [channels, samples] or [samples, channels] "
+                             f"(at most {MAX_CHANNELS} channels); got shape {x.shape}. Embed several tracks by "
+                             "saving them as files in a folder, or call embed_audio once per track.")
+        x = x.mean(axis=axis)
+    if x.ndim != 1 or x.size == 0:
+        raise ValueError(f"embed_audio: expected a non-empty 1-d (mono) or 2-d (multichannel) array, got shape "
+                         f"{x.shape}.")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"embed_audio: expected float samples in [-1, 1], got dtype {x.dtype}; convert integer PCM "
+                         "with x / 32768.0 (16-bit) first.")
+    x = x.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise ValueError("embed_audio: the array holds NaN or infinite samples.")
+    return resample(x, int(sample_rate), target_sr) if sample_rate and sample_rate != target_sr else x
+
+
+def _audio_files(audio: str | Path) -> tuple[list[Path], Path | None]:
+    """(files, folder): a file alone, or every audio file under a folder (recursive)."""
+    from .data.loaders.folder import audio_extensions, scan_audio
+
+    path = Path(audio).expanduser()
+    if path.is_dir():
+        files = scan_audio(path)
+        if not files:
+            raise FileNotFoundError(f"embed_audio: no audio file under {path} (searched recursively for "
+                                    f"{' '.join(audio_extensions())}).")
+        return files, path
+    if path.is_file():
+        return [path], None
+    raise FileNotFoundError(f"embed_audio: {path} is neither an audio file nor a folder.")
+
+
+def _read_or_reason(path: Path, sample_rate: int) -> np.ndarray | str:
+    from . import audio
+
+    try:
+        return audio.read(path, sample_rate)
+    except audio.AudioError as err:
+        return str(err)
+
+
+def embed_audio(
+    checkpoint,
+    audio,
+    sample_rate: int | None = None,
+    *,
+    aggregation: str = DEFAULT_AGGREGATION,
+    hop: int | None = None,
+    max_chunks: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    device: str | torch.device = "cpu",
+    num_workers: int = 0,
+    progress: bool = False,
+) -> AudioEmbeddings:
+    """Embeddings of any audio with a frozen encoder: no task, no split.
+
+        emb = embed_audio("runs/x/checkpoints/last.ckpt", "my music/")   # a folder, a file or an array
+        emb.chunks, emb.timestamps, emb.tracks
+
+    checkpoint: a checkpoint path, an encoder module or a state dict (as :func:`extract`).
+    audio: an audio file; a folder (every audio file under it, recursively, in natural
+        order; a file that cannot be decoded is skipped with a warning and listed in
+        ``skipped``); or an array (one track, mono or multichannel, float in [-1, 1]).
+    sample_rate: the rate of an array (None: it is at the encoder's rate). Files carry
+        their own rate and are resampled to the encoder's.
+    aggregation: how a track's chunk embeddings become its embedding
+        (:data:`TRACK_AGGREGATIONS`).
+    hop, max_chunks: chunking as in :func:`chunk_starts` (default: non-overlapping chunks of
+        the encoder's ``clip_samples``; a track shorter than one chunk is zero-padded).
+    """
+    if aggregation not in TRACK_AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {', '.join(TRACK_AGGREGATIONS)}, got {aggregation!r}.")
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}.")
+    encoder, enc_meta, digest = _resolve_encoder(checkpoint)
+    sr = _setting(None, enc_meta, encoder, "sample_rate")
+    clip = _setting(None, enc_meta, encoder, "clip_samples")
+
+    skipped: list[tuple[str, str]] = []
+    if isinstance(audio, (str, Path)):
+        if sample_rate is not None:
+            raise ValueError(f"embed_audio: sample_rate is the rate of an array; {audio} is a path and its files carry "
+                             "their own rate (they are resampled to the encoder's). Leave sample_rate out.")
+        files, folder = _audio_files(audio)
+        kept: list[Path] = []
+
+        def arrays() -> Iterator[np.ndarray]:
+            for f, x in zip(files, _read_tracks(files, sr, num_workers, reader=_read_or_reason)):
+                if isinstance(x, str):
+                    log.warning("skipping %s: %s", f, x)
+                    skipped.append((str(f), x))
+                    continue
+                kept.append(f)
+                yield x
+
+        tracks_in = arrays()
+        total = len(files)
+    else:
+        x = _as_mono(audio, sample_rate, sr)
+        tracks_in, total, kept, folder = iter([x]), 1, [], None
+
+    lengths: list[int] = []
+
+    def measured(it: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        for x in it:
+            lengths.append(len(x))
+            yield x
+
+    X, track_index = _encode_arrays(encoder, measured(tracks_in), total, clip, hop, max_chunks, batch_size,
+                                    torch.device(device), None, progress, desc="embed audio")
+    if not lengths:
+        raise ValueError(f"embed_audio: none of the {total} file(s) could be read: "
+                         f"{'; '.join(r for _, r in skipped[:3])}")
+    timestamps = np.concatenate([_chunk_centres(n, clip, hop, max_chunks) / sr for n in lengths])
+    reduce_track = TRACK_AGGREGATIONS[aggregation]
+    tracks = np.stack([reduce_track(X[track_index == t]) for t in range(len(lengths))]).astype(np.float32)
+    if isinstance(audio, (str, Path)):
+        paths = [str(f) for f in kept]
+        ids = [f.relative_to(folder).as_posix() if folder is not None else f.name for f in kept]
+    else:
+        paths, ids = [""], ["<array>"]
+    meta = {"source": "array" if not paths[0] else str(audio), "sample_rate": sr, "clip_samples": clip,
+            "hop": hop or clip, "max_chunks": max_chunks, "encoder": enc_meta.get("name"),
+            "checkpoint": enc_meta.get("checkpoint"), "encoder_sha256": digest}
+    return AudioEmbeddings(X, timestamps, track_index, tracks, paths, ids,
+                           np.asarray(lengths, dtype=np.float64) / sr, aggregation, meta, skipped)
+
+
+def _chunk_centres(n_samples: int, clip: int, hop: int | None, max_chunks: int | None) -> np.ndarray:
+    """Centre sample of each chunk of a track of ``n_samples`` (of the audio it covers)."""
+    starts = chunk_starts(max(n_samples, clip), clip, hop, max_chunks)
+    covered = np.minimum(clip, np.maximum(n_samples - starts, 0))
+    return starts + covered / 2.0
+
+
 def _encode(encoder: nn.Module, paths: list[str], sample_rate: int, clip: int, hop: int | None,
             max_chunks: int | None, batch_size: int, device: torch.device, transform, num_workers: int,
             progress: bool, desc: str) -> tuple[np.ndarray, np.ndarray]:
+    tracks = _read_tracks(paths, sample_rate, num_workers)
+    return _encode_arrays(encoder, tracks, len(paths), clip, hop, max_chunks, batch_size, device, transform,
+                          progress, desc)
+
+
+@torch.no_grad()
+def _encode_arrays(encoder: nn.Module, tracks: Iterator[np.ndarray], total: int, clip: int, hop: int | None,
+                   max_chunks: int | None, batch_size: int, device: torch.device, transform, progress: bool,
+                   desc: str) -> tuple[np.ndarray, np.ndarray]:
+    """Chunk embeddings ``[n_chunks, D]`` and each chunk's track number, for mono tracks at
+    the encoder's rate (the encoder in eval mode; its mode restored afterwards)."""
     was_training = encoder.training
     encoder.eval()
     encoder.to(device)
@@ -462,11 +728,10 @@ def _encode(encoder: nn.Module, paths: list[str], sample_rate: int, clip: int, h
         buf, buf_owner, buffered = [], [], 0
 
     try:
-        tracks = _read_tracks(paths, sample_rate, num_workers)
         if progress:
-            from tqdm.auto import tqdm
+            from .progress import tqdm
 
-            tracks = tqdm(tracks, total=len(paths), desc=desc, leave=False)
+            tracks = tqdm(tracks, total=total, desc=desc)
         for i, x in enumerate(tracks):
             chunks = _cut(x, clip, hop, max_chunks)
             buf.append(chunks)
@@ -478,6 +743,8 @@ def _encode(encoder: nn.Module, paths: list[str], sample_rate: int, clip: int, h
             flush()
     finally:
         encoder.train(was_training)
+    if not outs:
+        return np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.int64)
     return np.concatenate(outs).astype(np.float32), np.concatenate(owners)
 
 
@@ -485,10 +752,17 @@ def _encode(encoder: nn.Module, paths: list[str], sample_rate: int, clip: int, h
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m workbench embed",
-                                description="Extract frozen-encoder chunk embeddings of a task split.")
+                                description="Extract frozen-encoder chunk embeddings of a task split (--task), "
+                                            "or of any audio file or folder (--audio).")
     p.add_argument("--checkpoint", required=True, help="checkpoint (.ckpt) or plain encoder state dict (.pt)")
-    p.add_argument("--task", required=True, help="task name, e.g. nsynth_pitch")
-    p.add_argument("--split", nargs="+", default=["test"], help="train/valid/test (several allowed; default test)")
+    p.add_argument("--task", default=None, help="task name, e.g. nsynth_pitch")
+    p.add_argument("--audio", default=None,
+                   help="an audio file or a folder (every audio file under it, recursively): writes "
+                        "embeddings.npz, index.csv (path, id, duration, offset, n_chunks), meta.json and, when "
+                        "pandas has a Parquet engine, chunks.parquet and tracks.parquet to --out")
+    p.add_argument("--aggregation", default=DEFAULT_AGGREGATION, choices=list(TRACK_AGGREGATIONS),
+                   help="--audio: track embedding from its chunks (default mean)")
+    p.add_argument("--split", nargs="+", default=["test"], help="train/valid/test/all (several allowed; default test)")
     p.add_argument("--out", required=True, help="output folder: <task>_<split>.npy and <task>_<split>.csv")
     p.add_argument("--root", default=None, help="data root (default: $WORKBENCH_DATA or the embedded benchmark)")
     p.add_argument("--sample-rate", type=int, default=None)
@@ -519,8 +793,23 @@ def write_index(emb: Embeddings, npy_path: Path, csv_path: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m workbench embed …``: write ``<out>/<task>_<split>.npy`` + ``.csv`` index."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if (args.task is None) == (args.audio is None):
+        parser.error("give either --task (a task split) or --audio FILE|DIR (any audio), not both or neither")
     out = Path(args.out)
+    if args.audio is not None:
+        if args.root or args.sample_rate or args.clip_samples or args.split != ["test"]:
+            parser.error("--audio takes every file as it is: --root, --split, --sample-rate and --clip-samples "
+                         "belong to --task")
+        emb = embed_audio(args.checkpoint, args.audio, aggregation=args.aggregation, hop=args.hop,
+                          max_chunks=args.max_chunks, batch_size=args.batch_size, device=args.device,
+                          num_workers=args.num_workers, progress=True)
+        written = emb.save(out)
+        print(f"{emb.n_tracks} tracks, {len(emb.chunks)} chunks × {emb.dim} -> {', '.join(map(str, written))}")
+        for path, reason in emb.skipped:
+            print(f"skipped {path}: {reason}")
+        return 0
     out.mkdir(parents=True, exist_ok=True)
     for split in args.split:
         emb = extract(args.checkpoint, args.task, split, root=args.root, sample_rate=args.sample_rate,
