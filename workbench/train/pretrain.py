@@ -20,7 +20,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch.utils.data import DataLoader
 
@@ -269,7 +269,9 @@ def build_trainer(config, run_dir: Path, throughput: Callback, *, progress: bool
                                   auto_insert_metric_name=False)
     callbacks = [checkpoints, throughput]
     if progress:
-        callbacks.append(TQDMProgressBar(refresh_rate=max(1, config.log_every // 2)))
+        from ..progress import lightning_progress_bar  # text bars unless a Jupyter front end is attached
+
+        callbacks.append(lightning_progress_bar(refresh_rate=max(1, config.log_every // 2)))
     attempt = len(list((run_dir / "logs").glob("attempt*"))) if (run_dir / "logs").exists() else 0
     strategy = config.strategy
     if strategy == "auto" and (config.devices not in (1, "1") or config.num_nodes > 1):
