@@ -220,3 +220,27 @@ def test_a_misspelt_task_stops_the_notebook_in_its_validation_cell(tmp_path):
     assert "support='nsynth_pich'" in err.value.evalue and "did you mean nsynth_pitch" in err.value.evalue
     assert "validate(" in err.value.source  # stopped before any work
     assert not (tmp_path / "runs").exists()
+
+
+def test_latent_notebook_maps_a_folder_of_ones_own_audio(tmp_path, smoke_checkpoint):
+    """09 on a folder without labels: split all, chunk level, coloured by sub-folder."""
+    import numpy as np
+    import soundfile as sf
+
+    music = tmp_path / "my music"
+    sr = 48000
+    for k, rel in enumerate(["album a/one.wav", "album a/two.flac", "album b/trois é.ogg"]):
+        (music / rel).parent.mkdir(parents=True, exist_ok=True)
+        t = np.arange(int(0.4 * sr)) / sr
+        sf.write(music / rel, np.stack([np.sin(2 * np.pi * 220 * (k + 1) * t)] * 2, 1).astype(np.float32), sr)
+    params = {"scale": "smoke", "out_dir": str(tmp_path / "out"), "checkpoints": str(smoke_checkpoint),
+              "task": "folder", "data_root": str(music), "split": "all", "level": "chunk", "reducers": "pca",
+              "interactive": False}
+    _execute("09_latent_space", tmp_path, params)
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    files = [Path(f) for f in result["files"]]
+    assert result["status"] == "ok" and len(files) == 2 and all(f.is_file() for f in files)
+    assert all(f.stem.endswith("-pca-folder") for f in files)  # no labels: coloured by sub-folder
+    html = files[0].read_text()
+    assert "trois é.ogg" in html and "album b" in html
+    _check_shareable("09_latent_space", tmp_path / "09_latent_space.ipynb")

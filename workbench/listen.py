@@ -34,7 +34,7 @@ def examples(task: str, n: int = 4, split: str = "train", seed: int = 0,
 
     spec = data.task(task, root)
     df = data.manifest(task, root)
-    part = df[df["split"] == split]
+    part = data.select_split(df, split)  # "all": every clip
     if part.empty:
         raise ValueError(f"task {task} has no {split!r} clips (splits: {sorted(set(df['split']))})")
     part = part.sample(frac=1.0, random_state=seed)
