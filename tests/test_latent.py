@@ -103,7 +103,9 @@ def test_embedding_frame_and_saved_maps(embedded, encoder, tmp_path):
     assert [t.name for t in fig.data] == sorted({str(o) for o in frame.octave}, key=int)
     assert sum(len(t.x) for t in fig.data) == 12
     first = fig.data[0]
-    assert first.customdata[0][0] in set(frame.id) and "%{customdata[0]}" in first.hovertemplate
+    assert first.customdata[0][0] in set(frame.id) and first.customdata[0][1] in set(frame.path)
+    assert first.customdata[0][6] == first.customdata[0][0].split("/")[-1]  # hover names the file (base name)
+    assert "%{customdata[6]}" in first.hovertemplate and "customdata[1]" not in first.hovertemplate
     html = latent.save_html(fig, tmp_path / "map.html")
     text = html.read_text()
     assert "plotly_click" in text and 'src="https://cdn' not in text and len(text) > 1_000_000  # plotly.js inlined
