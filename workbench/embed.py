@@ -56,7 +56,7 @@ from torch import nn
 
 __all__ = ["CACHE_VERSION", "EmbeddingError", "Embeddings", "cache_key", "chunk_starts", "default_cache_dir", "extract",
            "main", "segment_mean", "state_dict_sha256", "target_array", "file_sha256", "AudioEmbeddings",
-           "embed_audio", "TRACK_AGGREGATIONS", "parquet_engine"]
+           "embed_audio", "TRACK_AGGREGATIONS", "parquet_engine", "chunk_centres"]
 
 log = logging.getLogger(__name__)
 
@@ -358,6 +358,16 @@ def chunk_starts(n_samples: int, clip_samples: int, hop: int | None = None,
             pick = np.round(np.linspace(0, len(starts) - 1, max_chunks)).astype(np.int64)
             starts = starts[pick]
     return starts
+
+
+def chunk_centres(n_samples: int, clip_samples: int, hop: int | None = None,
+                  max_chunks: int | None = None) -> np.ndarray:
+    """Centre sample of each chunk of a track of ``n_samples`` (:func:`chunk_starts`), of the
+    audio it covers: a track shorter than one chunk has its centre at half its length."""
+    clip = clip_samples
+    starts = chunk_starts(max(n_samples, clip), clip, hop, max_chunks)
+    covered = np.minimum(clip, np.maximum(n_samples - starts, 0))
+    return starts + covered / 2.0
 
 
 def _cut(x: np.ndarray, clip_samples: int, hop: int | None, max_chunks: int | None) -> np.ndarray:
@@ -896,7 +906,7 @@ def embed_audio(
 
     X = np.concatenate(per_track).astype(np.float32)
     track_index = np.concatenate([np.full(len(c), t, dtype=np.int64) for t, c in enumerate(per_track)])
-    timestamps = np.concatenate([_chunk_centres(n, clip, hop, max_chunks)[:len(c)] / sr
+    timestamps = np.concatenate([chunk_centres(n, clip, hop, max_chunks)[:len(c)] / sr
                                  for n, c in zip(lengths, per_track)])
     reduce_track = TRACK_AGGREGATIONS[aggregation]
     tracks = np.stack([reduce_track(c) for c in per_track]).astype(np.float32)
@@ -924,13 +934,6 @@ def _encode_chunks(encoder: nn.Module, chunks: np.ndarray, batch_size: int, devi
         raise EmbeddingError(f"{source}: the encoder returned {'NaN/inf' if out.ndim == 2 else out.shape} "
                              "embeddings for finite audio; expected finite [B, D].")
     return out
-
-
-def _chunk_centres(n_samples: int, clip: int, hop: int | None, max_chunks: int | None) -> np.ndarray:
-    """Centre sample of each chunk of a track of ``n_samples`` (of the audio it covers)."""
-    starts = chunk_starts(max(n_samples, clip), clip, hop, max_chunks)
-    covered = np.minimum(clip, np.maximum(n_samples - starts, 0))
-    return starts + covered / 2.0
 
 
 # ---------------------------------------------------------------- CLI

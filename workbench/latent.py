@@ -172,22 +172,19 @@ def format_time(seconds: float) -> str:
     return f"{int(minutes)}:{sec:04.1f}"
 
 
-def _chunk_times(emb) -> np.ndarray:
-    """Centre (seconds) of each chunk of ``emb`` in its track, from the chunking it recorded."""
+def _chunk_times(emb, paths: Sequence[str]) -> np.ndarray:
+    """Centre (seconds) of each chunk of ``emb`` in its track (:func:`workbench.embed.chunk_centres`
+    of the track's length at the encoder's rate, read from the file's header)."""
     from .audio import info
-    from .embed import chunk_starts
+    from .embed import chunk_centres
 
     sr, clip, hop, max_chunks = (emb.meta.get(k) for k in ("sample_rate", "clip_samples", "hop", "max_chunks"))
-    hop = hop or clip
     times = np.zeros(emb.n_chunks, dtype=np.float64)
-    paths = emb.meta.get("paths") or [None] * emb.n_tracks
-    for t in range(emb.n_tracks):
+    for t, path in enumerate(paths):
         rows = np.flatnonzero(emb.track_index == t)
-        starts = np.arange(len(rows)) * hop
-        if max_chunks is not None and len(rows) == max_chunks and paths[t]:
-            i = info(paths[t])  # which chunks were kept depends on the track's length
-            starts = chunk_starts(int(np.ceil(i.frames * sr / i.sample_rate)), clip, hop, max_chunks)
-        times[rows] = (starts[:len(rows)] + clip / 2) / sr
+        meta = info(path)
+        n = int(np.ceil(meta.frames * sr / meta.sample_rate))
+        times[rows] = chunk_centres(n, clip, hop, max_chunks)[:len(rows)] / sr
     return times
 
 
@@ -214,8 +211,7 @@ def embedding_frame(checkpoint, task: str, *, split: str = "test", reducer: str 
         clips["time"] = np.nan
     else:
         X = emb.X
-        emb.meta["paths"] = clips["path"].tolist()
-        times = _chunk_times(emb)
+        times = _chunk_times(emb, clips["path"].tolist())
         clips = clips.iloc[emb.track_index].reset_index(drop=True)
         clips["time"] = times
     if max_points is not None and len(clips) > max_points:
