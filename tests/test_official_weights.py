@@ -283,3 +283,18 @@ def test_lightning_attribute_dict_hparams_load_without_lightning_code(reference,
     assert obj["hyper_parameters"] == {"batch_size": 48} and obj["hyper_parameters"].batch_size == 48
     assert info["opaque_globals"] == []
     assert load_encoder(path)[1]["layout"] == "clmr-lightning"
+
+
+def test_a_head_that_is_not_a_projection_head_is_left_out():
+    """COLA's similarity or a classifier also live under head.*: only a ProjectionHead is loaded."""
+    from workbench.models import SampleCNN
+
+    enc = SampleCNN(sample_rate=16000, channels=(4, 4, 4), out_dim=8)
+    state = {f"encoder.{k}": v for k, v in enc.state_dict().items()}
+    for head in ({"head.0.weight": torch.zeros(8, 8), "head.0.bias": torch.zeros(8)},
+                 {"head.net.1.weight": torch.zeros(3, 8)}):
+        loaded = load_pretrained({"state_dict": {**state, **head}, "hyper_parameters": {"config": {"encoder": enc.config}}})
+        assert loaded.head is None and loaded.meta["projection_head"] is None
+    proj = {"head.0.weight": torch.randn(6, 8), "head.2.weight": torch.randn(5, 6)}
+    loaded = load_pretrained({"state_dict": {**state, **proj}, "hyper_parameters": {"config": {"encoder": enc.config}}})
+    assert loaded.meta["projection_head"] == dict(in_dim=8, hidden_dim=6, out_dim=5, bias=False)

@@ -512,3 +512,51 @@ def test_old_module_names_still_work():
         assert getattr(render, name) is getattr(embedded, name), name
     assert roots.EMBEDDED_DATASETS == embedded.EMBEDDED_DATASETS == ("nsynth", "giantsteps", "mtat", "fma_medium")
     assert callable(render.main) and callable(render.default_out)
+
+
+_WINDOW_READS = """
+import sys
+import numpy as np
+import soundfile as sf
+
+for path in sys.argv[1:]:
+    with sf.SoundFile(path) as f:
+        for start in np.linspace(0, max(f.frames - 6561, 0), 40).astype(int):
+            f.seek(int(start))
+            assert len(f.read(6561, dtype="float32")) > 0
+print("ok")
+"""
+
+
+def test_windowed_mp3_reads_print_nothing(tiny):
+    """libmpg123 writes straight to fd 2 when a seek lands on a frame whose bit reservoir it cannot
+    fill ("part2_3_length too large"); the render's encoder settings keep every windowed read silent."""
+    import subprocess
+    import sys
+
+    out, _ = tiny
+    paths = (sorted((out / "giantsteps").rglob("*.mp3"))[:6] + sorted((out / "mtat").rglob("*.mp3"))[:6]
+             + sorted((out / "fma_medium").rglob("*.mp3"))[:6])
+    assert len(paths) == 18
+    r = subprocess.run([sys.executable, "-c", _WINDOW_READS, *map(str, paths)], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+    assert r.stderr == "", r.stderr[:500]
+
+
+def test_the_default_encoder_setting_is_what_made_reads_noisy(tmp_path):
+    """The check above can fail: libsndfile's default MP3 bitrate makes the same reads print."""
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(0)
+    t = np.arange(8 * SR) / SR
+    x = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t)) + 0.05 * rng.standard_normal(len(t)))
+    sf.write(tmp_path / "default.mp3", x.astype(np.float32), SR, format="MP3")
+    from workbench.data.embedded.items import write_mp3
+
+    write_mp3(tmp_path / "rendered.mp3", x.astype(np.float32))
+    runs = {name: subprocess.run([sys.executable, "-c", _WINDOW_READS, str(tmp_path / f"{name}.mp3")],
+                                 capture_output=True, text=True, timeout=120) for name in ("default", "rendered")}
+    assert "part2_3_length" in runs["default"].stderr
+    assert runs["rendered"].stderr == ""

@@ -319,22 +319,21 @@ def _save_shard(directory: Path, key: str, done: _Done, rows: Sequence[int]) -> 
         log.warning("could not save embedding progress to %s (%s); continuing without it", stem.parent, exc)
 
 
-def _load_progress(directory: Path, key: str, paths: Sequence[str]) -> tuple[_Done, bool]:
-    """Rows reusable from the full entry and any progress shards; and whether the full entry is
-    entirely reusable (a plain cache hit)."""
+def _load_progress(directory: Path, key: str, paths: Sequence[str]) -> tuple[_Done, dict | None]:
+    """Rows reusable from the full entry and any progress shards; and the full entry's meta when
+    all of it is reusable (a plain cache hit), else None."""
     done = _Done()
     full = _read_entry(directory / key)
-    hit = False
     if full is not None and "chunk_rows" in full[1]:
-        taken = done.merge(_done_of(*full), paths)
-        hit = taken == len(paths)
+        if done.merge(_done_of(*full), paths) == len(paths):
+            return done, dict(full[1]["meta"])
     parts = directory / f"{key}{PARTS_SUFFIX}"
-    if not hit and parts.is_dir():
+    if parts.is_dir():
         for idx in sorted(parts.glob("[0-9]*.json")):
             entry = _read_entry(idx.with_suffix(""))
             if entry is not None:
                 done.merge(_done_of(*entry), paths)
-    return done, hit
+    return done, None
 
 
 # ---------------------------------------------------------------- chunking and reading
@@ -524,12 +523,11 @@ def extract(
         fields["encoder_class"] = f"{type(encoder).__module__}.{type(encoder).__qualname__}"
     key = cache_key(fields)
     directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    done, hit = _load_progress(directory, key, paths) if use_cache else (_Done(), False)
-    if hit:
+    done, hit = _load_progress(directory, key, paths) if use_cache else (_Done(), None)
+    if hit is not None:
         log.info("embeddings for %s/%s from cache %s", task.name, split, directory / f"{key}.npy")
-        full = _read_entry(directory / key)
-        meta = dict(full[1]["meta"], cache_hit=True, task=task.name)  # the entry may be another task's
-        return _assemble(done, rows, task, meta)
+        # the entry may have been written for another task on the same audio: its own targets
+        return _assemble(done, rows, task, {**hit, "cache_hit": True, "task": task.name})
 
     if encoder is None:
         encoder, enc_meta, _ = _resolve_encoder(checkpoint_or_encoder)

@@ -413,7 +413,8 @@ def probe_task(
     model, support: labels copied into the result rows (e.g. "semisupcon", "nsynth_pitch").
     probe_dir: if given, each probe is saved there as ``<task>-seed<seed>.pt``.
     Returns one record per (seed, aggregation); :func:`workbench.results.aggregate`
-    turns them into mean ± std rows.
+    turns them into mean ± std rows. Tracks that could not be read are left out of every
+    split (with a warning) and listed in each record's ``skipped`` (split -> id -> reason).
     """
     from . import data
     from .embed import extract

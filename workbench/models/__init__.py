@@ -217,8 +217,8 @@ def _read(path_or_state: str | os.PathLike | Mapping[str, Any], map_location: An
                       extra={"file_meta": header.get("meta", {})}), {"safetensors": True}
     if weights_only:
         obj, info = safe_torch_load(path, map_location)
-    else:  # explicit opt-in kept for compatibility; never used by the workbench itself
-        obj, info = torch.load(path, map_location=map_location, weights_only=False), {}
+    else:  # the caller's explicit opt-in (kept for compatibility); the workbench never passes it
+        obj, info = torch.load(path, map_location=map_location, weights_only=weights_only), {}
     return parse(obj, path.with_suffix(".json"), str(path)), info
 
 

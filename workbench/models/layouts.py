@@ -34,6 +34,7 @@ dict: they are the published 3 and 3 (CLMR ``strides = [3] * 9``).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ import torch
 from .samplecnn import PAPER_CLIP_SAMPLES, PAPER_SAMPLE_RATE, SEMISUPCON_CLIP_SAMPLES
 
 __all__ = ["LAYOUTS", "Layout", "Parsed", "detect_layout", "parse", "sequential_to_samplecnn",
-           "head_config", "OFFICIAL_POOL", "OFFICIAL_FIRST_STRIDE"]
+           "head_config", "OFFICIAL_POOL", "OFFICIAL_FIRST_STRIDE", "OFFICIAL_KERNEL"]
 
 #: Prefix of encoder parameters inside our Lightning module's state dict.
 ENCODER_PREFIX = "encoder."
@@ -54,6 +55,8 @@ HEAD_PREFIX = "head."
 OFFICIAL_POOL = 3
 #: Stride of the official SampleCNN stem convolution.
 OFFICIAL_FIRST_STRIDE = 3
+#: Kernel of every official SampleCNN convolution.
+OFFICIAL_KERNEL = 3
 _SEQ = re.compile(r"^sequential\.(\d+)\.(\d+)\.(.+)$")
 _BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
@@ -121,6 +124,22 @@ def head_config(head_state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
                 bias="0.bias" in head_state)
 
 
+_HEAD_KEYS = {"0.weight", "0.bias", "2.weight", "2.bias"}
+
+
+def _projection_head_state(head: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``head`` if it has the ProjectionHead layout (Linear, ReLU, Linear), else None.
+
+    Other modules also call their head ``head`` (COLA's similarity, the supervised
+    classifier); those are not projection heads and are left out.
+    """
+    if not head or not {"0.weight", "2.weight"} <= set(head) or not set(head) <= _HEAD_KEYS:
+        return None
+    if any(not isinstance(v, torch.Tensor) or v.dim() != (2 if k.endswith("weight") else 1) for k, v in head.items()):
+        return None
+    return dict(head)
+
+
 # ------------------------------------------------------------------ official SampleCNN
 
 def sequential_to_samplecnn(state: Mapping[str, Any], where: str, sample_rate: int = PAPER_SAMPLE_RATE,
@@ -164,7 +183,7 @@ def sequential_to_samplecnn(state: Mapping[str, Any], where: str, sample_rate: i
         out[f"{names[i]}.weight"], out[f"{names[i]}.bias"] = b["0.weight"], b["0.bias"]
         for x in _BN_KEYS:
             out[f"{bns[i]}.{x}"] = b.get(f"1.{x}", torch.tensor(0, dtype=torch.long))
-    if kernels != {3}:
+    if kernels != {OFFICIAL_KERNEL}:
         raise ValueError(f"load_encoder: {where}: convolution kernels {sorted(kernels)}; the official "
                          "SampleCNN layouts have kernel 3 everywhere.")
     stem_w = blocks[0]["0.weight"]
@@ -172,7 +191,7 @@ def sequential_to_samplecnn(state: Mapping[str, Any], where: str, sample_rate: i
         raise ValueError(f"load_encoder: {where}: the first block takes {stem_w.shape[1]} input channels, not 1.")
     channels = [int(blocks[i]["0.weight"].shape[0]) for i in range(1, n - 1)]
     config = dict(name="samplecnn", sample_rate=int(sample_rate), channels=channels,
-                  first_stride=OFFICIAL_FIRST_STRIDE, kernel=3, pool=OFFICIAL_POOL,
+                  first_stride=OFFICIAL_FIRST_STRIDE, kernel=OFFICIAL_KERNEL, pool=OFFICIAL_POOL,
                   out_dim=int(blocks[n - 1]["0.weight"].shape[0]), clip_samples=int(clip_samples))
     if int(stem_w.shape[0]) != channels[0]:
         raise ValueError(f"load_encoder: {where}: stem has {stem_w.shape[0]} channels but block 1 "
@@ -209,8 +228,8 @@ def _parse_workbench_lightning(obj: Any, sidecar: Any) -> Parsed:
             f"load_encoder: the Lightning checkpoint has no '{ENCODER_PREFIX}*' keys in its state_dict; "
             "was the encoder stored under another attribute name?"
         )
-    head = _strip(obj["state_dict"], HEAD_PREFIX)
-    return Parsed(cfg, state, "workbench-lightning", "lightning", head_state=head or None)
+    head = _projection_head_state(_strip(obj["state_dict"], HEAD_PREFIX))
+    return Parsed(cfg, state, "workbench-lightning", "lightning", head_state=head)
 
 
 def _match_workbench_encoder(obj: Any) -> bool:
@@ -271,8 +290,6 @@ def _match_state_dict_json(obj: Any) -> bool:
 
 
 def _parse_state_dict_json(obj: Any, sidecar: Any) -> Parsed:
-    import json
-
     if sidecar is None or not sidecar.exists():
         raise ValueError(
             "load_encoder: got a bare state dict without metadata; save it with a JSON side file "

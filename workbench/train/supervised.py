@@ -171,7 +171,7 @@ def train_supervised(config: SupervisedConfig, *, progress: bool = True) -> tupl
     t0 = time.perf_counter()
     trainer.fit(module, loader("train", True), loader("valid", False))
     if best.best_model_path:
-        state = torch.load(best.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
+        state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
     module.eval()
     emb = extract(_Logits(module), spec, "test", root=config.root, use_cache=False, progress=progress)

@@ -24,6 +24,13 @@ SOUNDFONT_ORDER = TRAIN_SOUNDFONTS + TEST_SOUNDFONTS  # fixes the NSynth instrum
 TASK_CODES = {"nsynth": 1, "giantsteps": 2, "mtat": 3, "fma_medium": 4}  # part of every item's seed
 
 PEAK = 0.89  # peak level of normalised mixes (-1 dBFS)
+# MP3 encoding: constant bitrate, high enough (144 kb/s at 16 kHz mono) that LAME's bit reservoir
+# never reaches back further than the frames libmpg123 decodes before a seek target.  At
+# libsndfile's default (80 kb/s) a frame's main data often starts two or more frames back, and
+# every windowed read (soundfile seek + read) then prints "part2_3_length (…) too large for
+# available bit count" from libmpg123 for the frame it cannot complete.
+MP3_BITRATE_MODE = "CONSTANT"
+MP3_COMPRESSION_LEVEL = 0.1  # soundfile's 0 (highest bitrate) … 1 (lowest)
 FADE_SECONDS = 0.02  # fade-out at the end of every excerpt
 
 
@@ -64,7 +71,9 @@ def write_audio(path: Path, audio: np.ndarray, **kwargs) -> None:
 
 
 def write_mp3(path: Path, audio: np.ndarray) -> None:
-    write_audio(path, np.clip(audio, -1.0, 1.0).astype(np.float32), format="MP3")
+    """MP3 (CBR, :data:`MP3_COMPRESSION_LEVEL`) that libmpg123 reads from any position without complaint."""
+    write_audio(path, np.clip(audio, -1.0, 1.0).astype(np.float32), format="MP3",
+                bitrate_mode=MP3_BITRATE_MODE, compression_level=MP3_COMPRESSION_LEVEL)
 
 
 def fade(audio: np.ndarray) -> np.ndarray:

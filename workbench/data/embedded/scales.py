@@ -56,8 +56,8 @@ SCALES: dict[str, Scale] = {
     "tiny": Scale("tiny", 55, 10, 3, (100,), (75,), (100,), key_train_valid=24, key_awkward=3, key_test=12,
                   key_seconds=5.0, mtat_clips=48, mtat_seconds=4.0, fma_pieces=4, fma_seconds=5.0),
     # the default everywhere: minutes on a 2-core laptop
-    "demo": Scale("demo", 36, 40, 20, (50, 100), (75,), (50, 100), key_train_valid=168, key_awkward=8,
-                  key_test=72, key_seconds=10.0, mtat_clips=400, mtat_seconds=10.0, fma_pieces=200,
+    "demo": Scale("demo", 36, 40, 20, (50, 100), (75,), (50, 100), key_train_valid=480, key_awkward=8,
+                  key_test=120, key_seconds=8.0, mtat_clips=400, mtat_seconds=10.0, fma_pieces=200,
                   fma_seconds=15.0),
     # larger (not run in tests)
     "full": Scale("full", 24, 84, len(music.NSYNTH_PROGRAMS), (25, 50, 100, 127), (75,), (25, 75, 127),
