@@ -28,7 +28,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from .. import runs
@@ -308,7 +308,9 @@ def build_trainer(config, run_dir: Path, throughput: Callback, *, progress: bool
                                   auto_insert_metric_name=False, enable_version_counter=False)
     callbacks = [checkpoints, throughput, TrainingSignals(config.log_every), *(callbacks or [])]
     if progress:
-        callbacks.append(TQDMProgressBar(refresh_rate=max(1, config.log_every // 2)))
+        from ..progress import lightning_progress_bar  # text bars unless a Jupyter front end is attached
+
+        callbacks.append(lightning_progress_bar(refresh_rate=max(1, config.log_every // 2)))
     attempt = len(list((run_dir / "logs").glob("attempt*"))) if (run_dir / "logs").exists() else 0
     strategy = config.strategy
     if strategy == "auto" and (config.devices not in (1, "1") or config.num_nodes > 1):
