@@ -81,7 +81,7 @@ def _batches(items: list[Item], size: int) -> list[list[Item]]:
 
 
 def _progress(total: int, desc: str, enabled: bool):
-    from tqdm.auto import tqdm
+    from ...progress import tqdm  # text bars unless a Jupyter front end is attached
 
     return tqdm(total=total, desc=desc, unit="item", disable=not enabled, leave=True, dynamic_ncols=True)
 
