@@ -418,9 +418,12 @@ def extract(
     sr = _setting(sample_rate, enc_meta, encoder, "sample_rate")
     clip = _setting(clip_samples, enc_meta, encoder, "clip_samples")
 
-    X, track_index = _encode(encoder, rows["path"].tolist(), sr, clip, hop, max_chunks, batch_size,
-                             torch.device(device), transform, num_workers, progress,
-                             desc=f"embed {task.name}/{split}")
+    from .threads import apply as thread_policy
+
+    with thread_policy(workers=num_workers):  # the decoding threads keep cores busy
+        X, track_index = _encode(encoder, rows["path"].tolist(), sr, clip, hop, max_chunks, batch_size,
+                                 torch.device(device), transform, num_workers, progress,
+                                 desc=f"embed {task.name}/{split}")
     meta = {"task": task.name, "split": split, "data_root": str(droot.path), "data_source": droot.source,
             "synthetic": bool(droot.synthetic), "sample_rate": sr, "clip_samples": clip, "hop": hop or clip,
             "max_chunks": max_chunks, "transform": transform_key, "encoder": enc_meta.get("name"),

@@ -431,6 +431,10 @@ def probe_tasks(
             rows = label_fraction_subset(emb["train"].targets, task.kind, fraction, seed)
             trains.append(emb["train"] if len(rows) == emb["train"].n_tracks else emb["train"].subset(rows))
     jobs = [(task, seed, emb) for task, emb in zip(tasks, embs) for seed in seeds]
+    if probe_kwargs.get("threads") is None:  # the thread policy (workbench.threads)
+        from .threads import threads_for
+
+        probe_kwargs["threads"] = threads_for(0)
     if len(jobs) > 1 and "on_epoch" not in probe_kwargs:
         from .batched_probe import ProbeJob, train_probes
 

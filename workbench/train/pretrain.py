@@ -24,7 +24,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressB
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch.utils.data import DataLoader
 
-from .. import runs
+from .. import runs, threads
 from ..augment import build_chain
 from ..config import PretrainConfig, load_config
 from ..data.batches import PretrainDataset, SemiSupervisedBatchSampler, build_pool
@@ -240,8 +240,12 @@ def pretrain(config: PretrainConfig | None = None, *, resume: str | Path | None 
         module.encoder = torch.compile(module.encoder)
     trainer = build_trainer(config, run_dir, _Throughput(), progress=progress)
     t0 = time.perf_counter()
+    # torch threads: cores available minus loader workers that decode audio (workbench.threads)
+    pool_tasks = [name for name in (config.support, config.unlabeled) if name is not None]
+    busy = threads.busy_workers(config.num_workers, len(_cached_readers(config)) == len(pool_tasks))
     try:
-        trainer.fit(module, train_dataloaders=loader, ckpt_path=str(ckpt) if ckpt else None)
+        with threads.apply(workers=busy):
+            trainer.fit(module, train_dataloaders=loader, ckpt_path=str(ckpt) if ckpt else None)
     finally:
         if trainer.is_global_zero:
             _merge_metrics(run_dir)
