@@ -83,15 +83,21 @@ class _Member:
         return (len(self.Xtr), self.probe.config["in_dim"], self.probe.config["hidden"], float(self.weight_decay))
 
 
-def _dropout(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
-    """``F.dropout(x, p, training=True)`` with the mask drawn from ``gen`` (the CPU kernel's recipe)."""
-    if p == 0:
-        return x
-    if p == 1:
-        return x * torch.zeros_like(x)
-    noise = torch.empty_like(x).bernoulli_(1 - p, generator=gen)
-    noise.div_(1 - p)
-    return x * noise
+def _dropout_noise(h: torch.Tensor, members: list[_Member]) -> torch.Tensor:
+    """Per member, the factor ``F.dropout(h[i], p, training=True)`` multiplies ``h[i]`` by,
+    drawn from the member's generator with the CPU kernel's recipe (``bernoulli_(1 - p)`` on a
+    tensor of ``h[i]``'s shape, then ``/ (1 - p)``); 1 for p = 0 (no draw), 0 for p = 1."""
+    noise = torch.empty_like(h)
+    for i, m in enumerate(members):
+        p = m.dropout
+        if p == 0:
+            noise[i].fill_(1.0)
+        elif p == 1:
+            noise[i].zero_()
+        else:
+            noise[i].bernoulli_(1 - p, generator=m.mask_gen)
+            noise[i].div_(1 - p)
+    return noise
 
 
 class _BatchedLinear(torch.autograd.Function):
@@ -154,14 +160,14 @@ class _Stack:
         flat = self.params[2:] if self.hidden else self.params
         return [(flat[2 * g], flat[2 * g + 1]) for g in range(len(self.groups))]
 
-    def forward(self, x: torch.Tensor, members: list[_Member] | None) -> list[torch.Tensor]:
+    def forward(self, x: torch.Tensor, members: list[_Member] | None, standardized: bool = False) -> list[torch.Tensor]:
         """Each member's logits ``[B, n_out]`` of ``x`` ``[M, B, D]`` (``members`` given: training
-        mode, with each member's dropout)."""
-        h = (x - self.mean) / self.std
+        mode, with each member's dropout; ``standardized``: ``x`` is already ``(x - mean) / std``)."""
+        h = x if standardized else (x - self.mean) / self.std
         if self.hidden:
             h = torch.relu(_BatchedLinear.apply(h, self.params[0], self.params[1]))
-        if members is not None:
-            h = torch.stack([_dropout(h[i], m.dropout, m.mask_gen) for i, m in enumerate(members)])
+        if members is not None and any(m.dropout for m in members):
+            h = h * _dropout_noise(h, members)
         out: list[torch.Tensor | None] = [None] * len(x)
         for rows, (w, b) in zip(self.groups, self._out_params()):
             hg = h if len(rows) == len(h) else h[rows]
@@ -237,18 +243,32 @@ class _Stack:
 
 
 def _batch(members: list[_Member], orders: list[torch.Tensor], s: int, e: int) -> tuple[torch.Tensor, list]:
-    """Stacked inputs ``[M, B, D]`` and per-member targets of rows ``s:e`` of each member's order."""
-    xs, ys = [], []
-    shared = all(m.Xtr is members[0].Xtr for m in members)
-    if shared:
-        idx = torch.stack([o[s:e] for o in orders])
-        x = members[0].Xtr[idx]
-    for m, o in zip(members, orders):
-        i = o[s:e]
-        if not shared:
-            xs.append(m.Xtr[i])
-        ys.append(m.ytr[i])
-    return (x if shared else torch.stack(xs)), ys
+    """Standardised inputs ``[M, B, D]`` and per-member targets of rows ``s:e`` of each
+    member's order (one gather when the members share their standardised training set)."""
+    rows = [o[s:e] for o in orders]
+    ys = [m.ytr[i] for m, i in zip(members, rows)]
+    if all(m.Xstd is members[0].Xstd for m in members):
+        return members[0].Xstd[torch.stack(rows)], ys
+    return torch.stack([m.Xstd[i] for m, i in zip(members, rows)]), ys
+
+
+def _share_inputs(members: list[_Member]) -> None:
+    """Standardise each training set once: members on the same array with the same
+    statistics (seeds, tasks on the same audio) share one ``Xstd`` (and one ``Xva``).
+    Elementwise, so each row is what the sequential probe computes for its batch."""
+    seen: dict[tuple, tuple] = {}
+    valid: dict[tuple, torch.Tensor] = {}
+    for m in members:
+        key = (m.Xtr.data_ptr(), tuple(m.Xtr.shape), m.Xtr.device)
+        for prev_mean, prev_std, Xstd in seen.get(key, ()):
+            if torch.equal(prev_mean, m.probe.mean) and torch.equal(prev_std, m.probe.std):
+                m.Xstd = Xstd
+                break
+        else:
+            m.Xstd = (m.Xtr - m.probe.mean) / m.probe.std
+            seen[key] = (*seen.get(key, ()), (m.probe.mean, m.probe.std, m.Xstd))
+        vkey = (m.Xva.data_ptr(), tuple(m.Xva.shape), m.Xva.device)
+        m.Xva = valid.setdefault(vkey, m.Xva)
 
 
 @torch.no_grad()
@@ -286,7 +306,7 @@ def _train_cohort(members: list[_Member], lr: float, batch_size: int, max_epochs
         totals = [0.0] * len(active)
         for s in range(0, n, batch_size):
             x, ys = _batch(active, orders, s, s + batch_size)
-            logits = stack.forward(x, active)
+            logits = stack.forward(x, active, standardized=True)
             losses = [m.probe.loss(logits[i], y) for i, (m, y) in enumerate(zip(active, ys))]
             torch.stack(losses).sum().backward()
             stack.adam_step(lr, weight_decay)
@@ -337,6 +357,7 @@ def train_probes(
         for job in jobs:
             with torch.random.fork_rng(devices=fork_devices):
                 members.append(_Member(job, device))
+        _share_inputs(members)
         cohorts: dict[tuple, list[_Member]] = {}
         for m in members:
             cohorts.setdefault(m.cohort_key(), []).append(m)
