@@ -404,29 +404,29 @@ def batch_similarity(run_dir: str | Path, checkpoint: str | Path | None = None, 
     import torch
 
     from .config import load_config
-    from .losses import semisupcon_loss, target_matrix
-    from .train.pretrain import ContrastiveModule, build_dataloader
+    from .train.run import load_checkpoint
+    from .train.semisupcon import ContrastiveModule, build_dataloader
 
     run_dir = Path(run_dir)
     config = load_config(run_dir / "config.yaml")
     ckpt = Path(checkpoint) if checkpoint else run_dir / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():
         raise FileNotFoundError(f"{ckpt} not found: the run saved no checkpoint yet")
+    blob = load_checkpoint(ckpt)  # weights_only: a crafted checkpoint cannot run code
     config = dataclasses.replace(config, num_workers=0, steps=1, seed=seed,
                                  batch_size=min(config.batch_size, max_clips or config.batch_size))
     batch = next(iter(build_dataloader(config)))
-    module = ContrastiveModule.load_from_checkpoint(str(ckpt), map_location="cpu", weights_only=False)
+    module = ContrastiveModule(blob["hyper_parameters"]["config"])
+    module.load_state_dict(blob["state_dict"])
     module.eval()
+    module.augment.train()
+    torch.manual_seed(seed)
     with torch.no_grad():
-        x, ids, labels = module._rows(batch)
-        module.augment.train()
-        torch.manual_seed(seed)
-        x = module.augment(x)
-        z = torch.nn.functional.normalize(module(x), dim=1)
-        has_labels = labels.shape[1] > 0 and bool(labels.sum() > 0)
-        targets = target_matrix(ids, labels if has_labels else None, criterion=config.criterion)
-        loss = float(semisupcon_loss(z, targets, temperature=config.temperature))
-        labeled = (labels.sum(1) > 0) if labels.shape[1] else torch.zeros(len(ids), dtype=torch.bool)
+        z, targets, loss, parts = module.step(batch)
+        z = torch.nn.functional.normalize(z, dim=1)
+        ids, labels = parts["sample_ids"], parts["labels"]
+        labeled = (labels.sum(1) > 0) if labels is not None else torch.zeros(len(ids), dtype=torch.bool)
+        loss = float(loss)
         order = torch.argsort((~labeled).int(), stable=True)
         sim = (z @ z.T)[order][:, order]
         targets = targets[order][:, order]
