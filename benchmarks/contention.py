@@ -20,6 +20,7 @@ target >= 0.40; a fair share is 0.5), "quiet_ratio" (new quiet / old quiet, targ
 "ratio" (= new_fraction / old_fraction), ...}.
 
     python -m benchmarks.contention [--steps 30] [--rounds 3]
+    python -m benchmarks.contention --steps 1 --rounds 1 --warmup 0   # smoke: plumbing only
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ WORKERS = 2
 CHILD_TIMEOUT_S = 600
 
 
-def _child(policy: str, steps: int) -> None:
+def _child(policy: str, steps: int, warmup: int = WARMUP) -> None:
     """Run in a fresh process: time ``steps`` demo training steps, print {"steps_s": ...}."""
     if policy == "old":
         os.environ["WORKBENCH_WAIT_POLICY"] = "default"
@@ -92,7 +93,7 @@ def _child(policy: str, steps: int) -> None:
         loss.backward()
         opt.step()
 
-    for _ in range(WARMUP):
+    for _ in range(warmup):
         step()
     t0 = time.perf_counter()
     for _ in range(steps):
@@ -112,9 +113,10 @@ def _competitor() -> None:
         a = torch.tanh(a @ a)
 
 
-def _measure(policy: str, steps: int) -> dict:
+def _measure(policy: str, steps: int, warmup: int = WARMUP) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "KMP_BLOCKTIME")}
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.contention", "--child", policy, "--steps", str(steps)],
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.contention", "--child", policy, "--steps", str(steps),
+                           "--warmup", str(warmup)],
                           capture_output=True, text=True, env=env, timeout=CHILD_TIMEOUT_S)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
@@ -122,7 +124,7 @@ def _measure(policy: str, steps: int) -> dict:
     return json.loads(lines[-1])
 
 
-def run(steps: int = STEPS, rounds: int = ROUNDS) -> dict:
+def run(steps: int = STEPS, rounds: int = ROUNDS, warmup: int = WARMUP) -> dict:
     rates: dict[tuple[str, str], list[float]] = {}
     info: dict[str, dict] = {}
     for r in range(rounds):
@@ -136,7 +138,7 @@ def run(steps: int = STEPS, rounds: int = ROUNDS) -> dict:
                 time.sleep(2.0)  # let it reach its loop
             try:
                 for policy in policies:
-                    res = _measure(policy, steps)
+                    res = _measure(policy, steps, warmup)
                     rates.setdefault((policy, load), []).append(res["steps_s"])
                     info[policy] = res
             finally:
@@ -163,15 +165,16 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=STEPS)
     ap.add_argument("--rounds", type=int, default=ROUNDS)
+    ap.add_argument("--warmup", type=int, default=WARMUP, help="untimed steps first (fewer for a smoke run)")
     ap.add_argument("--child", choices=("old", "new"), help=argparse.SUPPRESS)
     ap.add_argument("--competitor", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.competitor:
         _competitor()
     elif args.child:
-        _child(args.child, args.steps)
+        _child(args.child, args.steps, args.warmup)
     else:
-        print(json.dumps(run(args.steps, args.rounds)))
+        print(json.dumps(run(args.steps, args.rounds, args.warmup)))
 
 
 if __name__ == "__main__":
