@@ -282,9 +282,7 @@ def check_finite(emb: Embeddings, what: str) -> None:
 def check_learnable(train: Embeddings, task) -> None:
     """Refuse a training split with one class (or only constant tags / targets), where any probe
     scores trivially; warn about single constant tag columns."""
-    import warnings
-
-    from .metrics import MetricWarning
+    from .metrics import warn_once
 
     y = train.targets
     if task.kind == "multiclass":
@@ -305,9 +303,9 @@ def check_learnable(train: Embeddings, task) -> None:
     if constant.any():
         cols = np.flatnonzero(constant)
         names = [task.classes[c] if task.classes and c < len(task.classes) else int(c) for c in cols[:5]]
-        warnings.warn(f"task {task.name}: {len(cols)} of {y.shape[1]} {'tag' if task.kind == 'multilabel' else 'target'}"
-                      f" column(s) are constant in the training split ({names}); the probe learns nothing "
-                      "about them.", MetricWarning, stacklevel=3)
+        warn_once(f"task {task.name}: {len(cols)} of {y.shape[1]} {'tag' if task.kind == 'multilabel' else 'target'}"
+                  f" column(s) are constant in the training split ({names}); the probe learns nothing "
+                  "about them.", stacklevel=3)  # once per process, not once per probe seed
 
 
 @contextlib.contextmanager

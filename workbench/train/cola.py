@@ -205,18 +205,13 @@ def train_cola(config: COLAConfig | None = None, *, resume: str | Path | None = 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m workbench cola [--scale demo] [key=value …] [--resume DIR]``: COLA-MSA pretraining."""
-    from .cli import parse_overrides, trainer_parser
+    from .cli import run_cli, trainer_parser
 
     ap = trainer_parser("workbench cola", main.__doc__, COLAConfig)
     ap.add_argument("--scale", default="demo", choices=sorted(COLA_SCALES))
     args = ap.parse_args(argv)
-    overrides = parse_overrides(ap, args.overrides)
-    if args.resume:
-        run_dir = train_cola(resume=args.resume, overrides=overrides, progress=not args.no_progress)
-    else:
-        run_dir = train_cola(resolve_cola_config(args.scale, **overrides), progress=not args.no_progress)
-    print(f"run directory: {run_dir}")
-    return 0
+    return run_cli(ap, args, cls=COLAConfig, load=load_cola_config, train=train_cola,
+                   resolve=lambda a, overrides: resolve_cola_config(a.scale, **overrides))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -43,21 +43,17 @@ def pretrain(config: PretrainConfig | None = None, *, resume: str | Path | None 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m workbench pretrain [--scale demo] [--method semisupcon] [key=value …] [--resume DIR]``."""
-    from ..config import METHODS, SCALES, resolve_config
-    from .cli import parse_overrides, trainer_parser
+    """``python -m workbench pretrain [--scale demo] [--method semisupcon] [key=value …] [--resume DIR]
+    [--config RUN/config.yaml] [--print-config]``."""
+    from ..config import METHODS, SCALES, load_config, resolve_config
+    from .cli import run_cli, trainer_parser
 
     ap = trainer_parser("workbench pretrain", main.__doc__, PretrainConfig)
     ap.add_argument("--scale", default="demo", choices=sorted(SCALES))
     ap.add_argument("--method", default="semisupcon", choices=sorted(METHODS))
     args = ap.parse_args(argv)
-    overrides = parse_overrides(ap, args.overrides)
-    if args.resume:
-        run_dir = pretrain(resume=args.resume, overrides=overrides, progress=not args.no_progress)
-    else:
-        run_dir = pretrain(resolve_config(args.scale, args.method, **overrides), progress=not args.no_progress)
-    print(f"run directory: {run_dir}")
-    return 0
+    return run_cli(ap, args, cls=PretrainConfig, load=load_config, train=pretrain,
+                   resolve=lambda a, overrides: resolve_config(a.scale, a.method, **overrides))
 
 
 if __name__ == "__main__":  # pragma: no cover

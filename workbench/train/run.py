@@ -28,13 +28,14 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from .. import runs, threads
 from ..config import ConfigError
 
-__all__ = ["Method", "TRAINERS", "get_method", "fit", "build_trainer", "precision", "Throughput", "NonFiniteGuard",
+__all__ = ["Method", "TRAINERS", "get_method", "fit", "build_trainer", "loggers", "precision", "Throughput",
+           "TrainingSignals", "NonFiniteGuard",
            "NonFiniteLossError", "merge_metrics", "checkpoint_step", "load_checkpoint", "RESUME_EDITABLE",
            "resume_config"]
 
@@ -257,7 +258,45 @@ def _newest_finite(ckpt_dir: Path) -> Path | None:
     return None
 
 
+class TrainingSignals(Callback):
+    """Logs ``learning_rate`` and ``grad_norm`` (the total L2 norm of the gradients, unscaled,
+    before clipping) every ``log_every`` steps."""
+
+    def __init__(self, log_every: int):
+        self.log_every = log_every
+
+    def on_before_optimizer_step(self, trainer, module, optimizer):
+        if trainer.global_step % self.log_every:
+            return
+        grads = [p.grad.detach().float().norm() for p in module.parameters() if p.grad is not None]
+        norm = torch.stack(grads).norm() if grads else torch.zeros(())
+        module.log_dict({"learning_rate": torch.tensor(float(optimizer.param_groups[0]["lr"])), "grad_norm": norm},
+                        on_step=True, on_epoch=False, batch_size=1)
+
+
 # =========================================================================== trainer
+def loggers(config, run_dir: Path, attempt: int) -> list:
+    """The per-attempt CSV log (merged into ``metrics.csv``) plus ``config.logger``: TensorBoard
+    (``tensorboard --logdir runs/``), csv (nothing more), wandb (offline, in the run directory) or
+    MLflow (a local file store ``mlruns/`` in the run directory)."""
+    out = [CSVLogger(run_dir, name="logs", version=f"attempt{attempt}")]
+    kind = getattr(config, "logger", "tensorboard")
+    if kind == "tensorboard":
+        out.append(TensorBoardLogger(run_dir, name="tensorboard", version=f"attempt{attempt}"))
+    elif kind == "wandb":
+        from lightning.pytorch.loggers import WandbLogger
+
+        out.append(WandbLogger(name=f"{run_dir.name}-attempt{attempt}", save_dir=str(run_dir), offline=True,
+                               project="workbench"))
+    elif kind == "mlflow":
+        from lightning.pytorch.loggers import MLFlowLogger
+
+        out.append(MLFlowLogger(experiment_name="workbench", run_name=f"{run_dir.name}-attempt{attempt}",
+                                tracking_uri=(run_dir / "mlruns").resolve().as_uri()))
+    return out
+
+
+
 def build_trainer(config, run_dir: Path, throughput: Callback, *, progress: bool = True,
                   callbacks: list[Callback] | None = None) -> L.Trainer:
     """The step-based Lightning trainer shared by the contrastive trainers: checkpoints every
@@ -267,9 +306,11 @@ def build_trainer(config, run_dir: Path, throughput: Callback, *, progress: bool
     checkpoints = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step:07d}",
                                   every_n_train_steps=config.checkpoint_every, save_last=True, save_top_k=-1,
                                   auto_insert_metric_name=False, enable_version_counter=False)
-    callbacks = [checkpoints, throughput, *(callbacks or [])]
+    callbacks = [checkpoints, throughput, TrainingSignals(config.log_every), *(callbacks or [])]
     if progress:
-        callbacks.append(TQDMProgressBar(refresh_rate=max(1, config.log_every // 2)))
+        from ..progress import lightning_progress_bar  # text bars unless a Jupyter front end is attached
+
+        callbacks.append(lightning_progress_bar(refresh_rate=max(1, config.log_every // 2)))
     attempt = len(list((run_dir / "logs").glob("attempt*"))) if (run_dir / "logs").exists() else 0
     strategy = config.strategy
     if strategy == "auto" and (config.devices not in (1, "1") or config.num_nodes > 1):
@@ -279,8 +320,7 @@ def build_trainer(config, run_dir: Path, throughput: Callback, *, progress: bool
         devices=config.devices, num_nodes=config.num_nodes, strategy=strategy,
         sync_batchnorm=config.sync_batchnorm, precision=precision(config),
         gradient_clip_val=config.grad_clip, callbacks=callbacks, use_distributed_sampler=False,
-        logger=[CSVLogger(run_dir, name="logs", version=f"attempt{attempt}"),
-                TensorBoardLogger(run_dir, name="tensorboard", version=f"attempt{attempt}")],
+        logger=loggers(config, run_dir, attempt),
         log_every_n_steps=config.log_every, enable_progress_bar=progress, enable_model_summary=False,
         num_sanity_val_steps=0, deterministic=False,
     )
@@ -335,7 +375,9 @@ def fit(method: Method | str, config=None, *, resume: str | Path | None = None, 
             raise ValueError(f"training needs a config or resume=RUN_DIR")
         config.validate()
         state = method.prepare(config)  # fails (no data) before a run directory is made
-        run_dir = runs.new_run_dir(config.runs_dir, config.name)
+        from ..params import resolve_path
+
+        run_dir = runs.new_run_dir(resolve_path(config.runs_dir), config.name)  # the CLI's and notebooks' runs/
         config.save(run_dir / "config.yaml")
         ckpt, start_step = None, 0
     runs.write_env(run_dir)
