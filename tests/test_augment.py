@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.reference_chain import envelope_corr, notes
 from workbench import augment, dsp
 from workbench.augment import PRESETS, build_chain, build_transform, describe, format_table
 
@@ -435,38 +436,17 @@ def test_pitch_shift_quality_at_least_matches_torch_audiomentations():
         assert residual_snr(ours, target) >= residual_snr(theirs, target) - 1.0
 
 
-def _notes(seed: int = 0) -> torch.Tensor:
-    """Twelve decaying harmonic notes, one every 0.22 s: onsets and envelopes to keep."""
-    g = torch.Generator().manual_seed(seed)
-    t = torch.arange(T, dtype=torch.float64) / SR
-    x = torch.zeros(T, dtype=torch.float64)
-    for k in range(12):
-        onset = int(k * 0.22 * SR)
-        f0 = 110 * 2 ** (int(torch.randint(0, 24, (1,), generator=g)) / 12)
-        tt = t[onset:] - t[onset]
-        x[onset:] += sum(0.2 / h * torch.sin(2 * math.pi * h * f0 * tt) * torch.exp(-tt * (2 + h)) for h in range(1, 8))
-    return x.float()[None, None]
-
-
-def _envelope_corr(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Correlation of the frame-RMS envelopes (1 024-sample frames, hop 512)."""
-    def env(v):
-        return v.flatten().unfold(0, 1024, 512).square().mean(-1).sqrt()
-
-    return float(torch.corrcoef(torch.stack([env(x), env(y)]))[0, 1])
-
-
 def test_pitch_shift_keeps_note_envelopes_at_least_as_well_as_torch_audiomentations():
     """Phase locking keeps onsets and decays in place (a plain phase vocoder smears them)."""
     from torch_pitch_shift import get_fast_shifts, pitch_shift as ta_pitch_shift
 
-    x = _notes()
+    x = notes()
     fast_shifts = get_fast_shifts(SR)
     for semitones in (3.0, -4.0):
         ratio = min(fast_shifts, key=lambda r: abs(math.log2(r) * 12 - semitones))
-        ours = _envelope_corr(x, dsp.pitch_shift(x[:, 0], torch.tensor([12 * math.log2(ratio)]), SR))
-        plain = _envelope_corr(x, dsp.pitch_shift(x[:, 0], torch.tensor([12 * math.log2(ratio)]), SR, lock_bins=0))
-        theirs = _envelope_corr(x, ta_pitch_shift(x, ratio, SR))
+        ours = envelope_corr(x, dsp.pitch_shift(x[:, 0], torch.tensor([12 * math.log2(ratio)]), SR))
+        plain = envelope_corr(x, dsp.pitch_shift(x[:, 0], torch.tensor([12 * math.log2(ratio)]), SR, lock_bins=0))
+        theirs = envelope_corr(x, ta_pitch_shift(x, ratio, SR))
         assert ours > 0.85 and ours >= theirs - 0.02 and ours > plain + 0.1, (ours, theirs, plain)
 
 
