@@ -145,28 +145,19 @@ TABLE4 = {
 TABLE6 = {
     "note": "MTAT top 50; first block p = 1 and b_s varied, second block b_s = 0.5 and p varied.",
     "metrics": ("roc_auc", "average_precision"),
-    "rows": [
-        {"p": 1.0, "b_s": 0.05, "sparsity_semi": 87.5, "sparsity_sup": 99.5,
-         "roc_auc": 88.4, "average_precision": 40.6},
-        {"p": 1.0, "b_s": 0.1, "sparsity_semi": 77.1, "sparsity_sup": 99.3,
-         "roc_auc": 88.4, "average_precision": 40.2},
-        {"p": 1.0, "b_s": 0.25, "sparsity_semi": 61.5, "sparsity_sup": 97.2,
-         "roc_auc": 88.2, "average_precision": 40.4},
-        {"p": 1.0, "b_s": 0.5, "sparsity_semi": 74.7, "sparsity_sup": 93.4,
-         "roc_auc": 89.0, "average_precision": 41.4},
-        {"p": 1.0, "b_s": 0.75, "sparsity_semi": 77.3, "sparsity_sup": 87.1,
-         "roc_auc": 89.3, "average_precision": 42.0},
-        {"p": 0.05, "b_s": 0.5, "sparsity_semi": 69.7, "sparsity_sup": 92.2,
-         "roc_auc": 88.4, "average_precision": 40.4},
-        {"p": 0.1, "b_s": 0.5, "sparsity_semi": 73.3, "sparsity_sup": 93.1,
-         "roc_auc": 88.2, "average_precision": 40.2},
-        {"p": 0.25, "b_s": 0.5, "sparsity_semi": 74.4, "sparsity_sup": 93.3,
-         "roc_auc": 89.0, "average_precision": 41.0},
-        {"p": 0.5, "b_s": 0.5, "sparsity_semi": 65.5, "sparsity_sup": 91.2,
-         "roc_auc": 88.4, "average_precision": 40.6},
-        {"p": 0.75, "b_s": 0.5, "sparsity_semi": 77.1, "sparsity_sup": 94.0,
-         "roc_auc": 88.6, "average_precision": 40.9},
-    ],
+    "rows": [dict(zip(("p", "b_s", "sparsity_semi", "sparsity_sup", "roc_auc", "average_precision"), row))
+             for row in (
+                 (1.0, 0.05, 87.5, 99.5, 88.4, 40.6),
+                 (1.0, 0.1, 77.1, 99.3, 88.4, 40.2),
+                 (1.0, 0.25, 61.5, 97.2, 88.2, 40.4),
+                 (1.0, 0.5, 74.7, 93.4, 89.0, 41.4),
+                 (1.0, 0.75, 77.3, 87.1, 89.3, 42.0),
+                 (0.05, 0.5, 69.7, 92.2, 88.4, 40.4),
+                 (0.1, 0.5, 73.3, 93.1, 88.2, 40.2),
+                 (0.25, 0.5, 74.4, 93.3, 89.0, 41.0),
+                 (0.5, 0.5, 65.5, 91.2, 88.4, 40.6),
+                 (0.75, 0.5, 77.1, 94.0, 88.6, 40.9),
+             )],
 }
 
 # --------------------------------------------------------------------------- Table 7
