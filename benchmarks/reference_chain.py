@@ -4,7 +4,8 @@
 same SemiSupCon chain assembled from torch-audiomentations 0.12 transforms plus our delay
 (it has none), used by ``benchmarks.augment`` and ``tests/test_augment.py`` to compare the
 fast chain against.  :func:`notes` and :func:`envelope_corr` are the test signal and the
-measure both use to check that pitch shifting keeps note onsets and decays in place.
+measure both use to check that pitch shifting keeps note onsets and decays in place;
+:func:`peak_hz` and :func:`residual_snr_db` measure a shifted tone's pitch and purity.
 """
 
 from __future__ import annotations
@@ -34,6 +35,27 @@ def notes(seed: int = 0, samples: int = SAMPLES, sample_rate: int = SAMPLE_RATE)
         tt = t[onset:] - t[onset]
         x[onset:] += sum(0.2 / h * torch.sin(2 * math.pi * h * f0 * tt) * torch.exp(-tt * (2 + h)) for h in range(1, 8))
     return x.float()[None, None]
+
+
+def peak_hz(y: torch.Tensor, sample_rate: int = SAMPLE_RATE) -> float:
+    """Peak frequency by a long zero-padded FFT (Hann) and parabolic interpolation of the
+    log magnitude around the peak bin."""
+    y = y.double().flatten()
+    n_fft = 1 << 22
+    mag = torch.fft.rfft(y * torch.hann_window(len(y), periodic=False, dtype=torch.float64), n=n_fft).abs()
+    i = int(mag.argmax())
+    a, b, c = (math.log(float(mag[j])) for j in (i - 1, i, i + 1))
+    return (i + 0.5 * (a - c) / (a - 2 * b + c)) * sample_rate / n_fft
+
+
+def residual_snr_db(y: torch.Tensor, freq: float, sample_rate: int = SAMPLE_RATE) -> float:
+    """Level of the best-fitting sinusoid at ``freq`` over everything else (edges excluded)."""
+    t = torch.arange(y.numel(), dtype=torch.float64) / sample_rate
+    basis = torch.stack([torch.sin(2 * math.pi * freq * t), torch.cos(2 * math.pi * freq * t)], 1)
+    yy = y.double().flatten()
+    fit = (basis @ torch.linalg.lstsq(basis, yy[:, None]).solution)[:, 0]
+    inner = slice(4096, -4096)
+    return 10 * math.log10(float(fit[inner].square().sum() / (yy[inner] - fit[inner]).square().sum()))
 
 
 def envelope_corr(x: torch.Tensor, y: torch.Tensor) -> float:
