@@ -53,7 +53,9 @@ def _fake(cell, scale, probe_seeds, *, device="cpu", results_dir=None):
 def filled(tmp_path_factory):
     grid = build_grid("smoke")
     results = tmp_path_factory.mktemp("claims-results")
-    identity = lambda tasks: {"fake": {"synthetic": True, "generator_version": "test"}}  # noqa: E731
+    from workbench.data.embedded import GENERATOR_VERSION
+
+    identity = lambda tasks: {"fake": {"synthetic": True, "generator_version": GENERATOR_VERSION}}  # noqa: E731
     out = Runner(grid, results, executor=_fake, identity=identity, log=lambda s: None).run(list(grid.cells.values()))
     assert not out["failed"], out["failed"]
     return grid, results, out
