@@ -18,7 +18,7 @@ from workbench.data.tasks import TASKS
 from workbench.latent import PITCH_CLASSES
 
 
-def _fake(cell, scale, probe_seeds, *, device="cpu", results_dir=None):
+def _fake(cell, scale, probe_seeds, *, device="cpu", results_dir=None, **_):
     rng = np.random.default_rng(zlib.crc32(cell.id.encode()))
     lift = 0.1 if cell.recipe.trainer != "supervised" and "semi" in cell.id else 0.0
     tasks = [cell.recipe.method] if cell.recipe.trainer == "supervised" else cell.probe_tasks

@@ -35,7 +35,7 @@ class FakeExecutor:
     def __init__(self):
         self.calls = []
 
-    def __call__(self, cell, scale, probe_seeds, *, device="cpu", results_dir=None):
+    def __call__(self, cell, scale, probe_seeds, *, device="cpu", results_dir=None, **_):
         self.calls.append(cell.id)
         value = FAKE[cell.recipe.slug][cell.seed]
         return {"metrics": {"mtat_top50": {"roc_auc": value}}, "probe_values": {"mtat_top50": {"roc_auc": [value]}},

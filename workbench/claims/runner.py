@@ -136,7 +136,7 @@ def _fmt_s(seconds: float) -> str:
 
 
 class Runner:
-    """Runs the cells of a grid. ``executor(cell, scale, probe_seeds, device=, results_dir=)``
+    """Runs the cells of a grid. ``executor(cell, scale, probe_seeds, device=, results_dir=, run_key=)``
     returns a cell's payload (default :func:`workbench.claims.cells.run_cell`); tests inject a
     fake one."""
 
@@ -185,7 +185,7 @@ class Runner:
                 t0 = time.perf_counter()
                 try:
                     payload = self.executor(st.cell, self.grid.scale, self.grid.plan["probe_seeds"],
-                                            device=self.device, results_dir=self.results)
+                                            device=self.device, results_dir=self.results, run_key=st.hash)
                 except Exception as err:  # noqa: BLE001 - one failing cell must not stop the grid
                     self._record_failure(st.cell, err)
                     summary["failed"].append((st.cell.id, f"{type(err).__name__}: {err}"))
