@@ -42,17 +42,19 @@ from torch.utils.data import DataLoader
 from .. import runs
 from ..augment import build_chain
 from ..config import ConfigError
-from ..data.msa import (DEFAULT_MAX_SHIFT_S, DEFAULT_MIN_SHIFT_S, DEFAULT_SILENCE_DB, DEFAULT_STEM_TRIES,
-                        STEM_SAMPLING, MSABatchSampler, MSAPairDataset, MSAPool, stem_pool)
+from ..data.msa import (DEFAULT_MASK_BANDS, DEFAULT_MASK_FRAMES, DEFAULT_MAX_SHIFT_S, DEFAULT_MIN_SHIFT_S,
+                        DEFAULT_SILENCE_DB, DEFAULT_STEM_TRIES, PAIRS, SILENCE_MODES, STEM_SAMPLING,
+                        MSABatchSampler, MSAPairDataset, MSAPool, stem_pool)
 from ..data.views import CachedReader, FileReader
 from ..distributed import gather
-from ..losses import bilinear_contrastive_loss
+from ..losses import bilinear_contrastive_loss, msa_candidates, msa_contrastive_loss
 from ..models import ENCODER_PRESETS, ENCODERS, build_encoder
 from ..models.cola import BilinearSimilarity
 from .pretrain import NonFiniteLossError, _merge_metrics, _step_of, build_trainer
 
 __all__ = ["COLAConfig", "COLA_SCALES", "HEADS", "COLAModule", "NonFiniteLossError", "build_msa_dataloader",
-           "load_cola_config", "projection_head", "resolve_cola_config", "train_cola", "main"]
+           "load_cola_config", "projection_head", "random_init_checkpoint", "resolve_cola_config", "train_cola",
+           "main"]
 
 #: COLA/MSA audio: 16 kHz, 1 s training segments.
 COLA_SAMPLE_RATE = 16000
@@ -64,8 +66,14 @@ SMOKE_ENCODER = {"name": "cola", "n_mels": 32, "hop_s": 0.02, "out_dim": 32}
 #: paper's 64 x 101 on a CPU; the rest of the recipe is the paper's.
 DEMO_CLIP_SAMPLES = COLA_SAMPLE_RATE // 2
 DEMO_ENCODER = {"name": "cola", "n_mels": 32}
-#: COLA uses no temperature (the bilinear scores are used as logits).
+#: COLA uses no temperature (the bilinear scores are used as logits): the original COLA recipe
+#: (head="cola", normalize=False, bilinear_init_std=0.05, temperature=1).
 COLA_TEMPERATURE = 1.0
+#: Our default on L2-normalised projections (identity-initialised W): the cosine scale of
+#: NT-Xent.  The poster gives no temperature (docs/method.md, departures).
+MSA_TEMPERATURE = 0.1
+#: Batches run (no gradient) to set BatchNorm statistics of a random-init reference checkpoint.
+CALIBRATION_BATCHES = 16
 #: MSA: Adam lr 1e-3, halved at 5 000 of 10 000 steps, batch 128.
 PAPER_LR = 1e-3
 PAPER_STEPS = 10_000
@@ -110,19 +118,26 @@ class COLAConfig:
     pool_root: str | None = None
     pool_splits: list = field(default_factory=lambda: ["train"])
     stems: list | None = None  # restrict to these stem names (e.g. ["drums"]); None = all
-    stem_sampling: str = "example"  # "example": a stem per pair; "batch": one stem per batch (paper)
+    pairs: str = "source"  # positive: "source" (MSA), "mix" (COLA: a second mix crop), "mask" (random soft mask)
+    stem_sampling: str = "batch"  # "batch": one stem per batch (poster: homogeneity); "example": a stem per pair
     sample_rate: int = COLA_SAMPLE_RATE
     clip_samples: int = COLA_CLIP_SAMPLES
     min_shift_s: float = DEFAULT_MIN_SHIFT_S
     max_shift_s: float = DEFAULT_MAX_SHIFT_S  # the stem crop starts within ± this of the mix crop
-    silence_db: float | None = DEFAULT_SILENCE_DB  # stem crops below this RMS (dBFS) are redrawn
+    time_shift: bool = True  # False: the positive crop is aligned with the mix crop (ablation)
+    silence_db: float | None = DEFAULT_SILENCE_DB  # stem crops below this RMS (dBFS) are silent
+    silence: str = "replace"  # silent stem crops: "replace" (zeros, poster), "skip" (redraw), "keep"
     stem_tries: int = DEFAULT_STEM_TRIES
+    mask_bands: int = DEFAULT_MASK_BANDS  # random soft masks (pairs="mask"): frequency bands ...
+    mask_frames: int = DEFAULT_MASK_FRAMES  # ... x time cells of the uniform mask grid
     # model
     encoder: dict = field(default_factory=lambda: {"name": "cola"})
-    head: str = "cola"
+    head: str = "linear"  # "linear" (poster: linear projections), "msa", "cola" (COLA's LayerNorm + tanh)
     proj_dim: int | None = None  # similarity space size (None: the encoder's out_dim; "cola" head: None)
-    bilinear_init_std: float | None = BILINEAR_INIT_STD  # W ~ N(0, std²) as in COLA; None: identity
-    temperature: float = COLA_TEMPERATURE
+    normalize: bool = True  # L2-normalise the projections before the bilinear similarity
+    bilinear_init_std: float | None = None  # None: W = identity; COLA: W ~ N(0, 0.05²)
+    temperature: float = MSA_TEMPERATURE
+    centroid: bool = True  # silent positives enter the loss as their centroid (poster); False: each one
     # augmentation (none in MSA: the pair itself is the view)
     augment: str | None = None  # an augment.PRESETS name, applied to mix and stem crops on the device
     severity: float = 1.0
@@ -182,6 +197,15 @@ class COLAConfig:
             raise bad("stems", "None (all stems) or a non-empty list of stem names, e.g. ['drums', 'bass']")
         if self.stem_sampling not in STEM_SAMPLING:
             raise bad("stem_sampling", f"choose one of {list(STEM_SAMPLING)}")
+        if self.pairs not in PAIRS:
+            raise bad("pairs", f"choose one of {list(PAIRS)} (source: MSA, mix: COLA, mask: random soft masking)")
+        if self.silence not in SILENCE_MODES:
+            raise bad("silence", f"choose one of {list(SILENCE_MODES)} (replace: poster, skip: redraw)")
+        for key in ("time_shift", "normalize", "centroid"):
+            if not isinstance(getattr(self, key), bool):
+                raise bad(key, "true or false")
+        if self.pairs == "mix" and not self.time_shift:
+            raise bad("time_shift", "pairs='mix' without a shift makes the two crops identical")
         if self.proj_dim is not None and (isinstance(self.proj_dim, bool) or not isinstance(self.proj_dim, int)
                                           or self.proj_dim < 1):
             raise bad("proj_dim", "None (the encoder's out_dim) or a positive integer")
@@ -191,7 +215,7 @@ class COLAConfig:
         if self.bilinear_init_std is not None and not self.bilinear_init_std > 0:
             raise bad("bilinear_init_std", "None (identity W) or a positive standard deviation")
         for key in ("batch_size", "steps", "sample_rate", "clip_samples", "log_every",
-                    "checkpoint_every", "stem_tries"):
+                    "checkpoint_every", "stem_tries", "mask_bands", "mask_frames"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise bad(key, "must be a positive integer")
@@ -315,12 +339,21 @@ class COLAModule(L.LightningModule):
                         if self.cfg.augment else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Waveforms ``[B, 1, T]`` → projected embeddings ``[B, proj_dim]``."""
-        return self.head(self.encoder(x))
+        """Waveforms ``[B, 1, T]`` → projected embeddings ``[B, proj_dim]`` (L2-normalised if ``normalize``)."""
+        z = self.head(self.encoder(x))
+        return nn.functional.normalize(z, dim=1) if self.cfg.normalize else z
 
-    def pair_loss(self, anchor: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy over ``S_ij = a_i W p_j / τ`` with the positives on the diagonal."""
-        return bilinear_contrastive_loss(anchor, positive, self.similarity, temperature=self.cfg.temperature)
+    def pair_loss(self, anchor: torch.Tensor, positive: torch.Tensor,
+                  silent: torch.Tensor | None = None) -> torch.Tensor:
+        """The MSA loss over ``S_ij = a_i W z_j / τ``, ``z`` in ``S*`` (silent positives as their centroid).
+
+        Nothing silent (or ``silent`` None): cross-entropy with the positives on the diagonal
+        (:func:`workbench.losses.bilinear_contrastive_loss`).
+        """
+        if silent is None or not bool(silent.any()):
+            return bilinear_contrastive_loss(anchor, positive, self.similarity, temperature=self.cfg.temperature)
+        return msa_contrastive_loss(anchor, positive, self.similarity, silent, temperature=self.cfg.temperature,
+                                    centroid=self.cfg.centroid)
 
     def embed_pairs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Projected mix (anchor) and stem (positive) embeddings of a batch, one encoder pass."""
@@ -336,16 +369,22 @@ class COLAModule(L.LightningModule):
     def training_step(self, batch: dict, batch_idx: int):
         anchor, positive = self.embed_pairs(batch)
         anchor_all, positive_all = gather(anchor), gather(positive)
-        loss = self.pair_loss(anchor_all, positive_all)
+        silent = batch.get("silent")
+        silent_all = gather(silent.to(anchor.device)).bool() if silent is not None else None
+        loss = self.pair_loss(anchor_all, positive_all, silent_all)
         if not torch.isfinite(loss):
             self._on_non_finite(loss)
         n = anchor_all.shape[0]
         self.log("loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=n)
         if self.global_step % self.cfg.log_every == 0:
             with torch.no_grad():
-                logits = self.similarity(anchor_all.detach(), positive_all.detach())
-                hits = (logits.argmax(1) == torch.arange(n, device=logits.device)).float().mean()
-            self.log_dict({"pair_accuracy": hits, "chance_accuracy": torch.tensor(1.0 / n),
+                cands, targets = msa_candidates(positive_all.detach(), silent_all,
+                                                self.cfg.centroid and silent_all is not None)
+                logits = self.similarity(anchor_all.detach(), cands)
+                hits = (logits.argmax(1) == targets).float().mean()
+                frac = silent_all.float().mean() if silent_all is not None else torch.tensor(0.0)
+            self.log_dict({"pair_accuracy": hits, "chance_accuracy": torch.tensor(1.0 / cands.shape[0]),
+                           "silent_fraction": frac,
                            "lr": torch.tensor(self.trainer.optimizers[0].param_groups[0]["lr"])},
                           on_step=True, on_epoch=False, batch_size=n)
         return loss
@@ -418,9 +457,13 @@ def build_msa_dataloader(config: COLAConfig, pool: MSAPool | None = None, splits
     dataset = MSAPairDataset(pool, _reader(config), clip_samples=config.clip_samples,
                              min_shift=int(round(config.min_shift_s * sr)),
                              max_shift=int(round(config.max_shift_s * sr)),
-                             silence_db=config.silence_db, stem_tries=config.stem_tries)
+                             silence_db=config.silence_db, stem_tries=config.stem_tries, silence=config.silence,
+                             pairs=config.pairs, time_shift=config.time_shift, mask_bands=config.mask_bands,
+                             mask_frames=config.mask_frames)
+    # only stem positives have a source kind to hold constant within a batch
+    stem_sampling = config.stem_sampling if config.pairs == "source" else "example"
     sampler = MSABatchSampler(pool, config.batch_size, config.steps, seed=config.seed,
-                              stem_sampling=config.stem_sampling, start_step=start_step)
+                              stem_sampling=stem_sampling, start_step=start_step)
     return DataLoader(dataset, batch_sampler=sampler, num_workers=config.num_workers,
                       persistent_workers=config.num_workers > 0, pin_memory=torch.cuda.is_available(),
                       multiprocessing_context="spawn" if config.num_workers > 0 else None)
@@ -484,6 +527,41 @@ def train_cola(config: COLAConfig | None = None, *, resume: str | Path | None = 
         runs.write_json(run_dir / "metrics.json", summary)
         runs.mark_finished(run_dir, steps=trainer.global_step)
     return run_dir
+
+
+def random_init_checkpoint(config: COLAConfig, path: str | Path,
+                           calibration_batches: int = CALIBRATION_BATCHES) -> Path:
+    """A checkpoint of the untrained model of ``config`` (the random-init reference of the probes).
+
+    EfficientNet-B0 at init has BatchNorm running statistics of 0 / 1 while its activations
+    are far smaller (depthwise convolutions with Kaiming fan-out init), so in eval mode an
+    untrained encoder maps every input to the same vector.  The statistics are therefore
+    set, without any gradient step, from ``calibration_batches`` MSA batches (cumulative
+    average), exactly the data a trained model sees.  The file follows the training
+    checkpoint layout (``hyper_parameters.config``, ``state_dict`` with ``encoder.``), so
+    :func:`workbench.models.load_encoder` and :func:`workbench.probe.probe_task` read it.
+    """
+    config.validate()
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    module = COLAModule(config.to_dict())
+    calib = dataclasses.replace(config, steps=int(calibration_batches), num_workers=0)
+    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average over the calibration batches
+    module.train()
+    with torch.no_grad():
+        for batch in build_msa_dataloader(calib):
+            module.embed_pairs(batch)
+    for m, momentum in zip(bns, momenta):
+        m.momentum = momentum
+    module.eval()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": {"config": config.to_dict()},
+                "global_step": 0, "calibration_batches": int(calibration_batches)}, path)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
