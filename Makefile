@@ -12,13 +12,14 @@ APT_PACKAGES := libfluidsynth3 fluid-soundfont-gm minuet-data
 PYTEST_ARGS ?= -n 2
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test test-all bench setup sysdeps venv data notebooks-sync lab clean-runs help
+.PHONY: demo test test-all bench claims setup sysdeps venv data notebooks-sync lab clean-runs help
 
 help:
 	@echo "make demo   - set up, render the embedded benchmark, pretrain + probe the demo models"
 	@echo "make test   - set up, run the test suite (slow paths in smoke form)"
 	@echo "make bench  - run benchmarks/ and write benchmarks/results.json"
 	@echo "make lab    - open JupyterLab on notebooks/"
+	@echo "make claims - run the paper's claims at the demo scale; write figures/claims.md (hours; resumable)"
 
 $(VENV)/bin/python:
 	@echo ">> creating virtualenv $(VENV)"
@@ -62,6 +63,10 @@ test-all: setup
 
 bench: setup
 	$(PY) -m benchmarks
+
+# every claim of the paper at the demo scale (resumable: finished cells in results/demo/ are skipped)
+claims: setup
+	$(PY) -m workbench claims --scale demo
 
 notebooks-sync: setup
 	$(VENV)/bin/jupytext --sync notebooks/*.py

@@ -236,7 +236,9 @@ def test_config_presets_and_validation():
 
 def test_heads_and_bilinear_initialisation():
     torch.manual_seed(0)
-    cola = C.COLAModule(C.resolve_cola_config("smoke").to_dict())  # COLA: LayerNorm + tanh, W ~ N(0, 0.05^2)
+    # the original COLA recipe: LayerNorm + tanh, W ~ N(0, 0.05^2), no normalisation, T = 1
+    cola = C.COLAModule(C.resolve_cola_config("smoke", head="cola", normalize=False, bilinear_init_std=0.05,
+                                              temperature=1.0).to_dict())
     z = cola(torch.randn(3, 1, C.SMOKE_CLIP_SAMPLES))
     assert z.shape == (3, 32) and bool((z.abs() < 1).all())
     w = cola.similarity.weight.detach()
@@ -246,6 +248,11 @@ def test_heads_and_bilinear_initialisation():
     assert ident(torch.randn(2, 1, C.SMOKE_CLIP_SAMPLES)).shape == (2, 8)
     with pytest.raises(ValueError, match="cola"):
         C.projection_head("cola", 32, 16)
+    # the default (the poster's linear projection): unit-norm projections, W = identity, T = 0.1
+    default = C.COLAModule(C.resolve_cola_config("smoke").to_dict())
+    z = default(torch.randn(3, 1, C.SMOKE_CLIP_SAMPLES))
+    assert torch.allclose(z.norm(dim=1), torch.ones(3), atol=1e-5)
+    assert torch.equal(default.similarity.weight.detach(), torch.eye(32)) and default.cfg.temperature == 0.1
 
 
 # --------------------------------------------------------------------------- training

@@ -75,7 +75,9 @@ def test_clip_table_pitch_class_octave_and_instrument(embedded):
     assert keys.octave.isna().all()
     assert (keys.pitch_class == keys.label.str.split().str[0]).all()  # the key's tonic
     tags = latent.clip_table("mtat_top50", "test")
-    assert tags.label.notna().all() and tags.instrument.isna().all()
+    tagged = tags.label.notna()  # people leave some MTAT clips without a top-50 tag; so does the stand-in
+    assert tagged.any() and (tags.label[tagged] == tags.labels[tagged].str.split(", ").str[0]).all()
+    assert tags.instrument.isna().all()
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The embedded benchmark generator (``workbench.data.render``) at the ``tiny`` scale.
+"""The embedded benchmark generator (``workbench.data.embedded``) at the ``tiny`` scale.
 
 Labels are checked by independent analysis written here (a YIN f0 estimate for NSynth
 pitches, a Krumhansl-Schmuckler key estimate for GiantSteps keys, high-frequency
@@ -21,7 +21,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from workbench.data import render
+from workbench.data import embedded, render
+from workbench.data.embedded import nsynth as nsynth_stand_in
+from workbench.data.embedded import runner
 from workbench.data.tasks import KEY_CLASSES, NSYNTH_FAMILIES
 
 SR = 16000
@@ -34,17 +36,15 @@ NSYNTH_FIELDS = {"note", "note_str", "pitch", "velocity", "instrument", "instrum
 def tiny(tmp_path_factory) -> tuple[Path, dict]:
     """The tiny benchmark, rendered once per test session (shared by pytest-xdist workers through
     ensure_rendered's lock; the folder name carries a hash of the generator's source)."""
-    from workbench.data import music, synth
-
-    source = b"".join(Path(m.__file__).read_bytes() for m in (render, music, synth))
+    source = b"".join(p.read_bytes() for p in sorted(Path(embedded.__file__).parent.glob("*.py")))
     name = f"render-tiny-seed0-{hashlib.sha1(source).hexdigest()[:12]}"
-    out = render.ensure_rendered(tmp_path_factory.getbasetemp().parent / name, "tiny", 0)
-    return out, json.loads((out / render.MARKER).read_text())
+    out = embedded.ensure_rendered(tmp_path_factory.getbasetemp().parent / name, "tiny", 0)
+    return out, json.loads((out / embedded.MARKER).read_text())
 
 
 def _hashes(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.name != render.MARKER}
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != embedded.MARKER}
 
 
 # --------------------------------------------------------------------------- independent analysis
@@ -102,7 +102,7 @@ def _fold(label: str) -> str:
 # --------------------------------------------------------------------------- layout
 def test_nsynth_layout_and_fields(tiny):
     out, meta = tiny
-    sc = render.SCALES["tiny"]
+    sc = embedded.SCALES["tiny"]
     seen: set[str] = set()
     for split in ("train", "valid", "test"):
         folder = out / "nsynth" / f"nsynth-{split}"
@@ -131,7 +131,7 @@ def test_giantsteps_layout_and_awkward_rows(tiny):
     lines = (root / "giantsteps-mtg-key-dataset" / "annotations" / "annotations.txt").read_text().splitlines()
     assert lines[0] == "ID\tMANUAL KEY\tC"
     rows = [line.split("\t") for line in lines[1:]]
-    sc = render.SCALES["tiny"]
+    sc = embedded.SCALES["tiny"]
     assert len(rows) == sc.key_train_valid + sc.key_awkward
     labels = [r[1] for r in rows]
     assert any("/" in lab for lab in labels) and "-" in labels, "ambiguous and missing keys expected"
@@ -158,7 +158,7 @@ def test_mtat_csv_quoting_and_files(tiny):
         table = list(csv.reader(fh, delimiter="\t"))
     header, body = table[0], table[1:]
     assert header[0] == "clip_id" and header[-1] == "mp3_path" and 0 < len(header) - 2 <= 50
-    assert len(body) == render.SCALES["tiny"].mtat_clips
+    assert len(body) == embedded.SCALES["tiny"].mtat_clips
     folders = set()
     for row in body:
         assert set(row[1:-1]) <= {"0", "1"}
@@ -171,7 +171,7 @@ def test_mtat_csv_quoting_and_files(tiny):
 def test_fma_layout_and_stems_sum_to_mix(tiny):
     out, _ = tiny
     mixes = sorted((out / "fma_medium").glob("*/*.mp3"))
-    assert len(mixes) == render.SCALES["tiny"].fma_pieces
+    assert len(mixes) == embedded.SCALES["tiny"].fma_pieces
     for mix_path in mixes:
         assert re.fullmatch(r"\d{6}", mix_path.stem) and mix_path.parent.name == mix_path.stem[:3]
         stems = {s: mix_path.with_suffix(".stems") / f"{s}.mp3" for s in ("bass", "drums", "melody", "accompaniment")}
@@ -213,9 +213,9 @@ def test_silent_render_is_dropped(tmp_path):
         def note(self, *args, **kwargs):
             return np.zeros(int(4 * SR), np.float32)
 
-    item = render.Item("nsynth", 0, "train", "FluidR3_GM", "nsynth/nsynth-train/audio/x.wav",
+    item = embedded.Item("nsynth", 0, "train", "FluidR3_GM", "nsynth/nsynth-train/audio/x.wav",
                        {"program": 0, "pitch": 60, "velocity": 100})
-    result = render._render_nsynth(SilentSynth(), item, tmp_path, {"FluidR3_GM": "unused"}, 0)
+    result = nsynth_stand_in.render_item(SilentSynth(), item, tmp_path, {"FluidR3_GM": "unused"}, 0)
     assert result["kept"] is False and "silent" in result["reason"]
     assert not (tmp_path / item.path).exists()
 
@@ -236,9 +236,15 @@ def test_giantsteps_keys_agree_with_key_profile_estimate(tiny):
     assert hits / len(pairs) > 0.3, f"key estimate agrees on {hits}/{len(pairs)} (chance 1/24)"
 
 
-def test_mtat_tags_consistent_with_construction(tiny):
+def _mtat_rows(out: Path, name: str) -> list[dict]:
+    with (out / "mtat" / name).open(newline="") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def test_mtat_facts_consistent_with_construction(tiny):
+    """facts_final.csv holds every true fact: exclusive pairs are exclusive, drums are audible."""
     out, _ = tiny
-    with (out / "mtat" / "annotations_final.csv").open(newline="") as fh:
+    with (out / "mtat" / "facts_final.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
     styles = ("classical", "choral", "rock", "electronic", "ambient", "jazz", "country", "indian", "pop")
     flux = {"1": [], "0": []}
@@ -262,6 +268,76 @@ def test_mtat_tags_consistent_with_construction(tiny):
     assert auc > 0.75, f"high-frequency transients separate drums from no drums with AUC {auc:.2f}"
 
 
+def _tag_lists(rows: list[dict]) -> list[list[str]]:
+    return [[t for t, v in r.items() if v == "1" and t not in ("clip_id", "mp3_path")] for r in rows]
+
+
+def test_mtat_annotations_are_sparse_like_people_make_them(tiny):
+    """The annotator's tags on the tiny render: MTAT-like statistics (issue 12), mostly true facts."""
+    from workbench.data.embedded import annotator, music
+
+    out, meta = tiny
+    tags, facts = _tag_lists(_mtat_rows(out, "annotations_final.csv")), _tag_lists(_mtat_rows(out, "facts_final.csv"))
+    st = annotator.tag_statistics(tags, music.MTAT_TAGS)
+    assert st["clips"] == embedded.SCALES["tiny"].mtat_clips
+    assert 2.0 <= st["tags_per_clip"] <= 4.0, st["tags_per_clip"]
+    assert st["top_tag_share"] <= 0.2, (st["top_tag"], st["top_tag_share"])
+    assert any(not t for t in tags), "some clips carry no tag, as in MTAT"
+    named = sum(len(t) for t in tags)
+    true = sum(len(set(t) & set(f)) for t, f in zip(tags, facts))
+    assert true / named >= 0.9, "a few tags are wrong, most are facts"
+    assert all(len(f) >= 6 for f in facts), "the facts themselves are complete"
+    pairs = st["positive_pair_share"]
+    assert pairs[1] > pairs[2] > pairs[4] and pairs[1] < 0.5
+    assert meta["statistics"]["mtat"]["all"]["tags"]["tags_per_clip"] == pytest.approx(st["tags_per_clip"], abs=1e-6)
+
+
+def test_annotator_statistics_over_the_demo_plan():
+    """The annotator's population statistics on the 400 clips the demo scale plans (composed, not rendered)."""
+    from workbench.data.embedded import annotator, music, mtat
+    from workbench.data.embedded.items import item_rng
+
+    sc = embedded.SCALES["demo"]
+    items = mtat.plan(sc, 0)
+    pieces = [mtat.compose(it, 0, sc) for it in items]
+    tags = [annotator.annotate(p, item_rng(0, "mtat", it.index, mtat.ANNOTATION_STREAM)) for p, it in zip(pieces, items)]
+    st = annotator.tag_statistics(tags, music.MTAT_TAGS)
+    facts = annotator.tag_statistics([p.tags() for p in pieces], music.MTAT_TAGS)
+    assert 2.0 <= st["tags_per_clip"] <= 4.0 and facts["tags_per_clip"] > 7
+    assert st["top_tag_share"] <= 0.2 < facts["top_tag_share"]
+    assert 0.05 <= st["no_tag_share"] <= 0.3
+    assert 0.4 <= st["zipf_exponent"] <= 1.5  # frequency falls with rank like a power law
+    freq = np.array(list(st["frequency"].values()))
+    assert freq[0] / freq[len(freq) // 2] >= 2, "a head and a tail"
+    assert st["positive_pair_share"][1] < 0.4 < facts["positive_pair_share"][1]
+
+
+def test_annotator_is_a_function_of_its_rng():
+    from workbench.data.embedded import annotator, music
+
+    piece = music.arrange(np.random.default_rng(3), "rock", 8.0)
+    a = [annotator.annotate(piece, np.random.default_rng(s)) for s in range(50)]
+    assert a == [annotator.annotate(piece, np.random.default_rng(s)) for s in range(50)]
+    assert len({tuple(t) for t in a}) > 10, "different players name different facts"
+    assert all(set(t) <= set(music.MTAT_TAGS) for t in a)
+
+
+def test_tag_statistics_hand_computed():
+    from workbench.data.embedded import annotator
+
+    vocab = ("a", "b", "c", "d")
+    st = annotator.tag_statistics([["a", "b"], ["a"], [], ["a", "b", "c"]], vocab, criteria=(1, 2, 3))
+    assert st["clips"] == 4 and st["tags_per_clip"] == pytest.approx(6 / 4) and st["no_tag_share"] == 0.25
+    assert st["top_tag"] == "a" and st["top_tag_share"] == 0.75 and st["tags_in_use"] == 3
+    assert list(st["frequency"]) == ["a", "b", "c", "d"] and st["frequency"]["d"] == 0.0
+    # 6 pairs; shared tags: (0,1)=1 (0,2)=0 (0,3)=2 (1,2)=0 (1,3)=1 (2,3)=0
+    assert st["positive_pair_share"] == {1: pytest.approx(3 / 6), 2: pytest.approx(1 / 6), 3: 0.0}
+    # counts 3, 2, 1 over ranks 1, 2, 3: least-squares slope of log count on log rank
+    x, y = np.log([1, 2, 3]), np.log([3, 2, 1])
+    slope = ((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum()
+    assert st["zipf_exponent"] == pytest.approx(-slope)
+
+
 def test_test_soundfont_is_held_out(tiny):
     out, meta = tiny
     fonts = meta["soundfonts"]
@@ -273,7 +349,7 @@ def test_test_soundfont_is_held_out(tiny):
     train_fonts = set(by_split["nsynth"]["train"])
     assert {fonts[n]["sha256"] for n in test_fonts}.isdisjoint({fonts[n]["sha256"] for n in train_fonts})
     assert len({fonts[n]["sha256"] for n in fonts}) == 3
-    assert json.loads((out / render.MARKER).read_text())["soundfonts"] == fonts
+    assert json.loads((out / embedded.MARKER).read_text())["soundfonts"] == fonts
     # the instrument numbers of test notes come from the test SoundFont (index 2), train from 0/1
     test_ex = json.loads((out / "nsynth" / "nsynth-test" / "examples.json").read_text())
     train_ex = json.loads((out / "nsynth" / "nsynth-train" / "examples.json").read_text())
@@ -285,13 +361,13 @@ def test_test_soundfont_is_held_out(tiny):
 def test_same_seed_gives_identical_files_and_other_seed_differs(tiny, tmp_path):
     out, meta = tiny
     again = tmp_path / "tiny-b"
-    render.render(again, "tiny", seed=0, progress=False)
+    embedded.render(again, "tiny", seed=0, progress=False)
     a, b = _hashes(out), _hashes(again)
     assert a.keys() == b.keys()
     differing = [k for k in a if a[k] != b[k]]
     assert not differing, f"not byte-identical: {differing[:5]}"
     other = tmp_path / "tiny-seed1"
-    meta1 = render.render(other, "tiny", seed=1, progress=False)
+    meta1 = embedded.render(other, "tiny", seed=1, progress=False)
     c = _hashes(other)
     assert meta1["seed"] == 1
     for name in ("mtat/annotations_final.csv", "giantsteps/giantsteps-mtg-key-dataset/annotations/annotations.txt"):
@@ -305,7 +381,7 @@ def test_render_refuses_a_foreign_folder(tmp_path):
     precious.parent.mkdir()
     precious.write_text("keep me")
     with pytest.raises(FileExistsError, match="not an embedded benchmark"):
-        render.render(precious.parent, "tiny", seed=0, progress=False)
+        embedded.render(precious.parent, "tiny", seed=0, progress=False)
     assert precious.read_text() == "keep me"
 
 
@@ -313,23 +389,23 @@ def test_interrupted_render_leaves_nothing_that_looks_complete(tmp_path, monkeyp
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(render, "_run", boom)
+    monkeypatch.setattr(runner, "_run", boom)
     out = tmp_path / "bench"
     with pytest.raises(KeyboardInterrupt):
-        render.render(out, "tiny", seed=0, progress=False)
+        embedded.render(out, "tiny", seed=0, progress=False)
     assert not out.exists()
     assert not list(tmp_path.glob(".bench.partial-*"))
 
 
 def test_bad_arguments_are_clear(tmp_path):
     with pytest.raises(ValueError, match="unknown scale"):
-        render.render(tmp_path / "x", "huge", seed=0)
+        embedded.render(tmp_path / "x", "huge", seed=0)
     with pytest.raises(ValueError, match="seed"):
-        render.render(tmp_path / "x", "tiny", seed=-1)
+        embedded.render(tmp_path / "x", "tiny", seed=-1)
 
 
 def test_missing_soundfont_names_the_fix(tmp_path, monkeypatch):
-    from workbench.data import synth
+    from workbench.data.embedded import synth
 
     monkeypatch.setattr(synth, "_search_dirs", lambda: [tmp_path])
     with pytest.raises(synth.SoundFontError, match="apt-get install fluid-soundfont-gm minuet-data"):
@@ -337,7 +413,7 @@ def test_missing_soundfont_names_the_fix(tmp_path, monkeypatch):
 
 
 def test_soundfont_env_override(tmp_path, monkeypatch):
-    from workbench.data import synth
+    from workbench.data.embedded import synth
 
     fake = tmp_path / "TimGM6mb.sf2"
     fake.write_bytes(b"RIFF")
@@ -352,18 +428,18 @@ def test_ensure_rendered_renders_once_across_concurrent_callers(tmp_path, monkey
         calls.append((scale, seed))
         time.sleep(0.3)
         out.mkdir(parents=True)
-        (out / render.MARKER).write_text("{}")
+        (out / embedded.MARKER).write_text("{}")
         return {}
 
-    monkeypatch.setattr(render, "_render_locked", fake_render)
+    monkeypatch.setattr(runner, "_render_locked", fake_render)
     out = tmp_path / "cache" / "tiny-seed0-v1"
-    threads = [threading.Thread(target=render.ensure_rendered, args=(out, "tiny", 0)) for _ in range(3)]
+    threads = [threading.Thread(target=embedded.ensure_rendered, args=(out, "tiny", 0)) for _ in range(3)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert calls == [("tiny", 0)]
-    assert render.ensure_rendered(out, "tiny", 0) == out.absolute()
+    assert embedded.ensure_rendered(out, "tiny", 0) == out.absolute()
     assert capsys.readouterr().out.count("rendering the embedded benchmark") == 1
 
 
@@ -383,7 +459,7 @@ def test_cli_default_out_is_the_embedded_cache(tiny, tmp_path, monkeypatch, caps
 
 def _synth_checks() -> dict:
     """Runs in a spawned process (a synthesiser must never exist in a process that may fork)."""
-    from workbench.data import music, synth
+    from workbench.data.embedded import music, synth
 
     font = str(synth.find_soundfont("FluidR3_GM"))
     organ = music.Track("accompaniment", 19, (music.Note(0.0, 10.0, 60, 100),))  # held past the end
@@ -408,3 +484,31 @@ def test_synth_resets_between_items_and_plays_drums_from_bank_128():
     assert r["held_rms"] > 1e-3
     assert r["after_peak"] == 0.0, "a note held at the end of one item must not ring into the next"
     assert r["kit_rms"] > 1e-3 and r["kit_vs_piano"] < 0.5, r
+
+
+# --------------------------------------------------------------------------- layout of the generator
+def test_generator_never_imports_root_resolution():
+    """The render <-> roots cycle is gone: the embedded package imports only the task tables above it."""
+    import ast
+
+    allowed = {"tasks"}  # workbench.data.<module> the generator may read
+    for path in sorted(Path(embedded.__file__).parent.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level >= 2:  # from ..x import / from .. import x
+                names = [node.module] if node.module else [a.name for a in node.names]
+                assert set(n.split(".")[0] for n in names) <= allowed, (path.name, names)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                assert not any(m.startswith("workbench") for m in mods), (path.name, mods)
+
+
+def test_old_module_names_still_work():
+    from workbench.data import music, roots, synth
+
+    assert music is embedded.music and synth is embedded.synth
+    for name in ("GENERATOR_VERSION", "SCALES", "MARKER", "RENDER_SAMPLE_RATE", "render", "ensure_rendered",
+                 "format_summary", "Item", "Scale"):
+        assert getattr(render, name) is getattr(embedded, name), name
+    assert roots.EMBEDDED_DATASETS == embedded.EMBEDDED_DATASETS == ("nsynth", "giantsteps", "mtat", "fma_medium")
+    assert callable(render.main) and callable(render.default_out)

@@ -2,22 +2,61 @@
 
 All file I/O goes through :func:`read` (soundfile, never torchaudio's loaders).
 Every failure is an :class:`AudioError` that names the file and says how to fix it.
+
+The rules every reader of audio shares live here, once:
+
+- a sample rate is a positive integer (:func:`check_sample_rate`);
+- a file whose header promises more audio than it holds (a truncated mp3 or flac) is
+  measured by decoding: :func:`info` reports the decodable length, flags it
+  ``truncated`` and warns once (:class:`AudioWarning`);
+- samples must be finite and at most :data:`MAX_ABS_SAMPLE` in magnitude (NaN, inf or
+  1e30 is corrupt data, not audio);
+- a caller that skips an unusable file (pretraining, embedding) says so with
+  :func:`warn_skipped`, one warning naming the file.
 """
 
 from __future__ import annotations
 
 import math
+import stat
+import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-__all__ = ["AudioError", "AudioInfo", "info", "read", "resample"]
+__all__ = ["AudioError", "AudioInfo", "AudioWarning", "MAX_ABS_SAMPLE", "check_sample_rate", "info", "read",
+           "resample", "warn_skipped"]
+
+MAX_ABS_SAMPLE = 1e3  # 60 dB above full scale: larger samples are corrupt data, not audio
+VERIFIED_FORMATS = ("MP3", "MPEG", "FLAC", "OGG")  # whose frame counts come from a header that can lie
+_COUNT_BLOCK = 4096  # frames per block when counting the decodable frames of a truncated file
 
 
 class AudioError(ValueError):
     """An audio file that cannot be used, with the file and the fix in the message."""
+
+
+class AudioWarning(UserWarning):
+    """An audio file used in part (truncated) or skipped, with the file in the message."""
+
+
+def check_sample_rate(sample_rate, name: str = "sample_rate") -> int:
+    """``sample_rate`` as a positive int, else a ValueError naming ``name``."""
+    try:
+        value = int(sample_rate)
+    except (TypeError, ValueError):
+        value = 0
+    if value <= 0 or value != sample_rate:
+        raise ValueError(f"{name} must be a positive whole number of Hz (e.g. 16000), got {sample_rate!r}.")
+    return value
+
+
+def warn_skipped(exc: Exception, what: str = "clip") -> None:
+    """One :class:`AudioWarning` saying that an unusable file (named by ``exc``) is skipped."""
+    warnings.warn(f"skipping unusable {what}: {exc}", AudioWarning, stacklevel=3)
 
 
 @dataclass(frozen=True)
@@ -26,6 +65,7 @@ class AudioInfo:
     sample_rate: int
     frames: int
     channels: int
+    truncated: bool = False  # the header promised more frames than decode
 
     @property
     def duration(self) -> float:
@@ -36,8 +76,14 @@ def info(path: str | Path) -> AudioInfo:
     """Sample rate, length and channel count of ``path`` without decoding it."""
     path = Path(path)
     if not path.exists():
+        if path.is_symlink():
+            raise AudioError(f"{path}: a broken or looping symbolic link. Point it at an audio file or remove it.")
         raise AudioError(f"{path}: file not found. Check the data root or re-render the data set.")
-    if path.stat().st_size == 0:
+    st = path.stat()
+    if not stat.S_ISREG(st.st_mode):  # a FIFO would block the decoder forever
+        raise AudioError(f"{path}: not a regular file (a folder, FIFO or device). Point the manifest at audio "
+                         "files only.")
+    if st.st_size == 0:
         raise AudioError(f"{path}: empty file (0 bytes). Delete it or replace it with a valid copy.")
     try:
         i = sf.info(str(path))
@@ -46,11 +92,50 @@ def info(path: str | Path) -> AudioInfo:
             f"{path}: unreadable audio ({exc}). Re-download or re-encode the file "
             "(wav/flac/ogg/mp3 are supported)."
         ) from exc
-    frames = int(i.frames)
+    frames, truncated = int(i.frames), False
     if frames <= 0 or frames > 2**40:
         # libsndfile reports huge/unknown frame counts for some mp3s: count by decoding.
-        frames = sum(len(b) for b in sf.blocks(str(path), blocksize=1 << 16))
-    return AudioInfo(str(path), int(i.samplerate), frames, int(i.channels))
+        frames = _decodable_frames(str(path))
+    elif str(i.format).upper() in VERIFIED_FORMATS:
+        decodable = _verified_frames(str(path), st.st_size, st.st_mtime_ns, frames, int(i.samplerate))
+        if decodable < frames:
+            frames, truncated = decodable, True
+    if frames <= 0:
+        raise AudioError(f"{path}: no decodable audio frames (truncated or empty). Replace the file.")
+    return AudioInfo(str(path), int(i.samplerate), frames, int(i.channels), truncated)
+
+
+def _decodable_frames(path: str) -> int:
+    """Frames that actually decode, counted block by block up to the first decoding error."""
+    n = 0
+    try:
+        with sf.SoundFile(path) as f:
+            while True:
+                block = f.read(_COUNT_BLOCK, dtype="float32", always_2d=True)
+                if not len(block):
+                    break
+                n += len(block)
+    except Exception:  # noqa: BLE001 - libsndfile raises several types at a corrupt tail
+        pass
+    return n
+
+
+@lru_cache(maxsize=1 << 16)
+def _verified_frames(path: str, size: int, mtime_ns: int, header_frames: int, sample_rate: int) -> int:
+    """``header_frames`` if the last promised frame decodes, else the decodable count with one
+    warning (memoised per file identity: one seek per file and process)."""
+    try:
+        with sf.SoundFile(path) as f:
+            f.seek(header_frames - 1)
+            if len(f.read(1, dtype="float32")) == 1:
+                return header_frames
+    except Exception:  # noqa: BLE001
+        pass
+    decodable = min(_decodable_frames(path), header_frames)
+    warnings.warn(f"{path}: truncated: its header promises {header_frames / sample_rate:.3f} s but only "
+                  f"{decodable / sample_rate:.3f} s decode; using the decodable part. Re-encode or replace the file.",
+                  AudioWarning, stacklevel=4)
+    return decodable
 
 
 def resample(x: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
@@ -82,7 +167,7 @@ def read(
     """
     meta = info(path)
     sr_in = meta.sample_rate
-    sr_out = sample_rate or sr_in
+    sr_out = sr_in if sample_rate is None else check_sample_rate(sample_rate)
     if num_samples is not None and num_samples <= 0:
         raise AudioError(f"{path}: num_samples must be positive, got {num_samples}.")
     if num_samples is None:
@@ -115,6 +200,10 @@ def read(
         if len(x) < num_samples:
             x = np.pad(x, (0, num_samples - len(x)))
         x = x[:num_samples]
-    if not np.all(np.isfinite(x)):
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    if not math.isfinite(peak):
         raise AudioError(f"{path}: contains NaN or inf samples. Re-encode the file.")
+    if peak > MAX_ABS_SAMPLE:
+        raise AudioError(f"{path}: contains samples of magnitude {peak:.3g} (more than {MAX_ABS_SAMPLE:g}, i.e. "
+                         "corrupt data, not audio). Re-encode or remove the file.")
     return x

@@ -13,10 +13,19 @@ whole chunk is dropped). A track shorter than one chunk is zero-padded to one ch
 ``max_chunks`` keeps that many chunks spread evenly over the track.
 
 Cache: ``<cache_dir>/<key>.npy`` (the chunk embeddings) and ``<key>.json`` (ids,
-track index, targets, settings), where ``key`` is the sha256 of the checkpoint file (or
-of the encoder's state-dict bytes) together with the task, split, data root, the
-split's manifest, the chunking settings and ``transform_key``. A cache hit reads the
-two files and never touches the encoder.
+track index, targets, settings, and every track's source identity), where ``key`` is the
+sha256 of the checkpoint file (or of the encoder's state-dict bytes) together with the
+task, split, data root, the split's manifest, the chunking settings and ``transform_key``.
+A cache hit reads the two files and never touches the encoder.
+
+Faults (docs/reliability.md): an entry is reused track by track, only while the track's
+audio file keeps the :func:`workbench.fileid.identity` it had when it was embedded, so an
+overwritten file is embedded again and every other track is reused.  A track that cannot
+be decoded is skipped with one warning naming it and listed in ``meta["skipped"]`` (id ->
+reason) instead of aborting the split.  Progress is saved every :data:`SHARD_TRACKS`
+tracks under ``<key>.parts/``: a run killed (or out of disk) half way resumes from there.
+An encoder that returns NaN or inf is refused with :class:`EmbeddingError` naming the
+checkpoint; nothing non-finite is cached.
 
 CLI (wired as ``python -m workbench embed``)::
 
@@ -30,6 +39,8 @@ import hashlib
 import json
 import logging
 import os
+import shutil
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,15 +50,20 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["CACHE_VERSION", "Embeddings", "cache_key", "chunk_starts", "default_cache_dir", "extract",
+__all__ = ["CACHE_VERSION", "EmbeddingError", "Embeddings", "cache_key", "chunk_starts", "default_cache_dir", "extract",
            "main", "segment_mean", "state_dict_sha256", "target_array", "file_sha256"]
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: per-track source identities, skipped tracks, progress shards
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_READ_AHEAD = 16  # tracks decoded ahead of the encoder when num_workers > 0
-_HASH_BLOCK = 1 << 20
+SHARD_TRACKS = 64  # tracks per saved progress shard (a killed run loses at most this many)
+PARTS_SUFFIX = ".parts"
+
+
+class EmbeddingError(ValueError):
+    """Embeddings that cannot be trusted (NaN/inf from the encoder), or a split with no usable track."""
 
 
 # ---------------------------------------------------------------- the result
@@ -150,21 +166,11 @@ def target_array(task, targets: Sequence) -> np.ndarray:
 
 # ---------------------------------------------------------------- hashing and cache
 
-_FILE_HASHES: dict[tuple[str, int, int], str] = {}
-
-
 def file_sha256(path: str | Path) -> str:
-    """sha256 of a file's bytes (memoised per path, size and mtime)."""
-    p = Path(path)
-    st = p.stat()
-    memo = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-    if memo not in _FILE_HASHES:
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(_HASH_BLOCK), b""):
-                h.update(block)
-        _FILE_HASHES[memo] = h.hexdigest()
-    return _FILE_HASHES[memo]
+    """sha256 of a file's bytes (memoised per path, size and mtime; :func:`workbench.fileid.sha256`)."""
+    from .fileid import sha256
+
+    return sha256(path)
 
 
 def state_dict_sha256(module_or_state: nn.Module | dict) -> str:
@@ -213,34 +219,117 @@ def _jsonable(v):
     return v
 
 
-def _save_cache(directory: Path, key: str, emb: Embeddings) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp_npy = directory / f".{key}.{os.getpid()}.npy"
-    tmp_json = directory / f".{key}.{os.getpid()}.json"
-    np.save(tmp_npy, emb.X)
-    index = {"version": CACHE_VERSION, "ids": emb.ids, "track_index": emb.track_index.tolist(),
-             "targets": emb.targets.tolist(), "targets_dtype": str(emb.targets.dtype),
-             "targets_shape": list(emb.targets.shape), "meta": emb.meta}
-    tmp_json.write_text(json.dumps(index, default=str))
-    os.replace(tmp_npy, directory / f"{key}.npy")  # the .json last: its presence marks a complete entry
-    os.replace(tmp_json, directory / f"{key}.json")
+@dataclass
+class _Done:
+    """Per-manifest-row results of a split: chunk embeddings of embedded rows, reasons of skipped rows,
+    and each row's source identity when it was read."""
+
+    chunks: dict[int, np.ndarray] = field(default_factory=dict)
+    skipped: dict[int, str] = field(default_factory=dict)
+    sources: dict[int, list | None] = field(default_factory=dict)
+    warned: set[int] = field(default_factory=set)  # skipped rows already warned about in this run
+
+    def rows(self) -> set[int]:
+        return set(self.chunks) | set(self.skipped)
+
+    def merge(self, other: "_Done", paths: Sequence[str]) -> int:
+        """Take ``other``'s rows that this lacks and whose file is unchanged; return how many."""
+        from .fileid import unchanged
+
+        taken = 0
+        for r in sorted(other.rows() - self.rows()):
+            if r < len(paths) and unchanged(other.sources.get(r), paths[r]):
+                if r in other.chunks:
+                    self.chunks[r] = other.chunks[r]
+                else:
+                    self.skipped[r] = other.skipped[r]
+                self.sources[r] = other.sources[r]
+                taken += 1
+        return taken
 
 
-def _load_cache(directory: Path, key: str) -> Embeddings | None:
-    npy, idx = directory / f"{key}.npy", directory / f"{key}.json"
+def _write_entry(path_stem: Path, X: np.ndarray, index: dict) -> None:
+    """``<stem>.npy`` then ``<stem>.json`` (its presence marks a complete entry), each atomically."""
+    path_stem.parent.mkdir(parents=True, exist_ok=True)
+    tag = f"{os.getpid()}.{time.monotonic_ns()}"
+    tmp_npy = path_stem.with_name(f".{path_stem.name}.{tag}.npy")
+    tmp_json = path_stem.with_name(f".{path_stem.name}.{tag}.json")
+    try:
+        np.save(tmp_npy, X)
+        tmp_json.write_text(json.dumps(index, default=str))
+        os.replace(tmp_npy, path_stem.with_suffix(".npy"))
+        os.replace(tmp_json, path_stem.with_suffix(".json"))
+    finally:
+        tmp_npy.unlink(missing_ok=True)
+        tmp_json.unlink(missing_ok=True)
+
+
+def _read_entry(path_stem: Path) -> tuple[np.ndarray, dict] | None:
+    npy, idx = path_stem.with_suffix(".npy"), path_stem.with_suffix(".json")
     if not (npy.exists() and idx.exists()):
         return None
     try:
         index = json.loads(idx.read_text())
         X = np.load(npy, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError) as exc:
         log.warning("ignoring unreadable embedding cache entry %s (%s); re-extracting", idx, exc)
         return None
     if index.get("version") != CACHE_VERSION:
         return None
-    targets = np.asarray(index["targets"], dtype=index["targets_dtype"]).reshape(index["targets_shape"])
-    meta = dict(index["meta"], cache_hit=True)
-    return Embeddings(X, np.asarray(index["track_index"], dtype=np.int64), index["ids"], targets, meta)
+    return X, index
+
+
+def _done_of(X: np.ndarray, index: dict) -> _Done:
+    """The per-row results held by a full entry or a shard."""
+    done = _Done()
+    chunk_rows = np.asarray(index["chunk_rows"], dtype=np.int64)
+    order = np.argsort(chunk_rows, kind="stable")
+    values, starts = np.unique(chunk_rows[order], return_index=True)
+    for r, part in zip(values, np.split(order, starts[1:])):
+        done.chunks[int(r)] = X[part]
+    done.sources = {int(r): s for r, s in index["sources"]}
+    done.skipped = {int(r): str(e) for r, e in index["skipped"]}
+    return done
+
+
+def _entry_index(done: _Done, rows: Sequence[int]) -> tuple[np.ndarray, dict]:
+    """(X, index) of ``done``'s ``rows``: chunks in row order, with their rows, sources and skips."""
+    embedded = [r for r in rows if r in done.chunks]
+    X = np.concatenate([done.chunks[r] for r in embedded]) if embedded else np.zeros((0, 0), np.float32)
+    chunk_rows = np.concatenate([np.full(len(done.chunks[r]), r, np.int64) for r in embedded]) if embedded \
+        else np.zeros(0, np.int64)
+    return X.astype(np.float32), {
+        "version": CACHE_VERSION, "chunk_rows": chunk_rows.tolist(),
+        "sources": [[int(r), done.sources.get(r)] for r in rows if r in done.sources],
+        "skipped": [[int(r), done.skipped[r]] for r in rows if r in done.skipped]}
+
+
+def _save_shard(directory: Path, key: str, done: _Done, rows: Sequence[int]) -> None:
+    """Best effort: a failed progress save (full disk) is warned about, never fatal."""
+    X, index = _entry_index(done, rows)
+    stem = directory / f"{key}{PARTS_SUFFIX}" / f"{min(rows):08d}-{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        _write_entry(stem, X, index)
+    except OSError as exc:
+        log.warning("could not save embedding progress to %s (%s); continuing without it", stem.parent, exc)
+
+
+def _load_progress(directory: Path, key: str, paths: Sequence[str]) -> tuple[_Done, bool]:
+    """Rows reusable from the full entry and any progress shards; and whether the full entry is
+    entirely reusable (a plain cache hit)."""
+    done = _Done()
+    full = _read_entry(directory / key)
+    hit = False
+    if full is not None and "chunk_rows" in full[1]:
+        taken = done.merge(_done_of(*full), paths)
+        hit = taken == len(paths)
+    parts = directory / f"{key}{PARTS_SUFFIX}"
+    if not hit and parts.is_dir():
+        for idx in sorted(parts.glob("[0-9]*.json")):
+            entry = _read_entry(idx.with_suffix(""))
+            if entry is not None:
+                done.merge(_done_of(*entry), paths)
+    return done, hit
 
 
 # ---------------------------------------------------------------- chunking and reading
@@ -273,18 +362,27 @@ def _cut(x: np.ndarray, clip_samples: int, hop: int | None, max_chunks: int | No
     return np.stack([x[s:s + clip_samples] for s in starts])
 
 
-def _read_tracks(paths: Sequence[str], sample_rate: int, num_workers: int) -> Iterator[np.ndarray]:
-    from . import audio
+def _read_one(path: str, sample_rate: int) -> tuple[np.ndarray | None, Exception | None, list | None]:
+    """(samples, None, identity) or (None, the error, identity) for one track; identity taken first."""
+    from . import audio, fileid
 
+    ident = fileid.identity(path)
+    try:
+        return audio.read(path, sample_rate), None, ident
+    except (audio.AudioError, OSError) as exc:
+        return None, exc, ident
+
+
+def _read_tracks(paths: Sequence[str], sample_rate: int, num_workers: int) -> Iterator[tuple]:
     if num_workers <= 0:
         for p in paths:
-            yield audio.read(p, sample_rate)
+            yield _read_one(p, sample_rate)
         return
     with ThreadPoolExecutor(max_workers=num_workers) as pool:
         pending = []
         it = iter(paths)
         for p in it:
-            pending.append(pool.submit(audio.read, p, sample_rate))
+            pending.append(pool.submit(_read_one, p, sample_rate))
             if len(pending) >= DEFAULT_READ_AHEAD:
                 yield pending.pop(0).result()
         for f in pending:
@@ -378,15 +476,17 @@ def extract(
                          "are cached apart from clean ones; or pass use_cache=False.")
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}.")
+    _check_settings(sample_rate=sample_rate, clip_samples=clip_samples, hop=hop, max_chunks=max_chunks)
 
     droot = data.resolve_root(task.dataset, root)
     df = data.manifest(task.name, root)
     rows = df[df["split"] == split].reset_index(drop=True)
     if rows.empty:
         raise ValueError(f"task {task.name}: split {split!r} is empty under {droot.path}.")
+    paths = rows["path"].astype(str).tolist()
 
     # Identify the encoder without building it when a checkpoint file is given, so a hit
-    # costs one hash and two file reads.
+    # costs one hash, one stat per track and two file reads.
     encoder = None
     if isinstance(checkpoint_or_encoder, (str, Path)):
         if not Path(checkpoint_or_encoder).is_file():
@@ -403,52 +503,128 @@ def extract(
     fields = {"version": CACHE_VERSION, "encoder_sha256": digest, "dataset": task.dataset, "split": split,
               "data_root": str(droot.path), "manifest": _manifest_digest(rows), "sample_rate": key_sr,
               "clip_samples": key_clip, "hop": hop, "max_chunks": max_chunks, "transform": transform_key}
+    if encoder is not None:  # two parameterless stand-in encoders share a state-dict digest
+        fields["encoder_class"] = f"{type(encoder).__module__}.{type(encoder).__qualname__}"
     key = cache_key(fields)
     directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    if use_cache:
-        hit = _load_cache(directory, key)
-        if hit is not None:
-            log.info("embeddings for %s/%s from cache %s", task.name, split, directory / f"{key}.npy")
-            # the entry may have been written for another task on the same audio: its targets
-            return Embeddings(hit.X, hit.track_index, hit.ids, target_array(task, rows["target"]),
-                              {**hit.meta, "task": task.name})
+    done, hit = _load_progress(directory, key, paths) if use_cache else (_Done(), False)
+    if hit:
+        log.info("embeddings for %s/%s from cache %s", task.name, split, directory / f"{key}.npy")
+        full = _read_entry(directory / key)
+        meta = dict(full[1]["meta"], cache_hit=True, task=task.name)  # the entry may be another task's
+        return _assemble(done, rows, task, meta)
 
     if encoder is None:
         encoder, enc_meta, _ = _resolve_encoder(checkpoint_or_encoder)
     sr = _setting(sample_rate, enc_meta, encoder, "sample_rate")
     clip = _setting(clip_samples, enc_meta, encoder, "clip_samples")
+    _check_settings(sample_rate=sr, clip_samples=clip)
+    source = enc_meta.get("checkpoint") or f"encoder {enc_meta.get('name') or type(encoder).__name__}"
 
-    X, track_index = _encode(encoder, rows["path"].tolist(), sr, clip, hop, max_chunks, batch_size,
-                             torch.device(device), transform, num_workers, progress,
-                             desc=f"embed {task.name}/{split}")
+    reused = len(done.rows())
+    todo = [r for r in range(len(rows)) if r not in done.rows()]
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc=f"embed {task.name}/{split}", leave=False)
+    try:
+        for g in range(0, len(todo), SHARD_TRACKS):
+            group = todo[g:g + SHARD_TRACKS]
+            _encode_rows(encoder, group, paths, done, sr, clip, hop, max_chunks, batch_size, torch.device(device),
+                         transform, num_workers, source, bar)
+            if use_cache and len(group) < len(todo):  # one group only: the full entry below is the save
+                _save_shard(directory, key, done, group)
+    finally:
+        if bar is not None:
+            bar.close()
+    if not done.chunks:
+        first = next(iter(done.skipped.values()), "")
+        raise EmbeddingError(f"task {task.name}: none of the {len(rows)} tracks of split {split!r} could be read "
+                             f"(first: {first}). Check the data root {droot.path}.")
     meta = {"task": task.name, "split": split, "data_root": str(droot.path), "data_source": droot.source,
             "synthetic": bool(droot.synthetic), "sample_rate": sr, "clip_samples": clip, "hop": hop or clip,
             "max_chunks": max_chunks, "transform": transform_key, "encoder": enc_meta.get("name"),
             "checkpoint": enc_meta.get("checkpoint"), "encoder_sha256": digest, "cache_key": key,
-            "cache_hit": False}
-    emb = Embeddings(X, track_index, rows["id"].astype(str).tolist(), target_array(task, rows["target"]), meta)
+            "cache_hit": False, "reused_tracks": reused}
+    emb = _assemble(done, rows, task, meta)
     if use_cache:
-        _save_cache(directory, key, emb)
+        _save_full(directory, key, done, len(rows), emb)
     return emb
 
 
+def _check_settings(**values) -> None:
+    """Each given setting (sample_rate, clip_samples, hop, max_chunks) is None or a positive int."""
+    from .audio import check_sample_rate
+
+    for name, v in values.items():
+        if v is None:
+            continue
+        if name == "sample_rate":
+            check_sample_rate(v, name)
+        elif isinstance(v, bool) or int(v) != v or int(v) <= 0:
+            raise ValueError(f"{name} must be a positive whole number, got {v!r}.")
+
+
+def _assemble(done: _Done, rows, task, meta: dict) -> Embeddings:
+    """The split's Embeddings from per-row results: embedded rows in manifest order, skipped ones left
+    out and listed in ``meta["skipped"]`` (id -> reason)."""
+    embedded = [r for r in range(len(rows)) if r in done.chunks]
+    X = np.concatenate([done.chunks[r] for r in embedded])
+    track_index = np.concatenate([np.full(len(done.chunks[r]), i, np.int64) for i, r in enumerate(embedded)])
+    ids = rows["id"].astype(str)
+    skipped = {ids[r]: done.skipped[r] for r in sorted(done.skipped)}
+    earlier = [r for r in sorted(done.skipped) if r not in done.warned]
+    if earlier:  # skipped in an earlier run (the cache remembers them): say so again
+        import warnings
+
+        from .audio import AudioWarning
+
+        shown = "; ".join(done.skipped[r] for r in earlier[:3])
+        warnings.warn(f"{meta.get('task')}/{meta.get('split')}: {len(earlier)} unusable track(s) left out, as in "
+                      f"the run that cached them ({shown}{'; ...' if len(earlier) > 3 else ''}). Fix or remove "
+                      "the file(s); a changed file is embedded again.", AudioWarning, stacklevel=3)
+    return Embeddings(X, track_index, [ids[r] for r in embedded], target_array(task, rows["target"].iloc[embedded]),
+                      {**meta, "skipped": skipped})
+
+
+def _save_full(directory: Path, key: str, done: _Done, n_rows: int, emb: Embeddings) -> None:
+    """The complete entry, then drop the progress shards; a failed save (full disk) only warns:
+    the embeddings are returned all the same and the shards stay for the next run."""
+    X, index = _entry_index(done, range(n_rows))
+    index.update({"ids": emb.ids, "track_index": emb.track_index.tolist(), "targets": emb.targets.tolist(),
+                  "targets_dtype": str(emb.targets.dtype), "targets_shape": list(emb.targets.shape),
+                  "meta": {k: v for k, v in emb.meta.items() if k != "skipped"}})
+    try:
+        _write_entry(directory / key, X, index)
+    except OSError as exc:
+        import warnings
+
+        warnings.warn(f"embedding cache {directory}: could not save the embeddings ({exc}); they are returned "
+                      "but will be extracted again next time (progress shards are kept).", RuntimeWarning,
+                      stacklevel=3)
+        return
+    shutil.rmtree(directory / f"{key}{PARTS_SUFFIX}", ignore_errors=True)
+
+
 @torch.no_grad()
-def _encode(encoder: nn.Module, paths: list[str], sample_rate: int, clip: int, hop: int | None,
-            max_chunks: int | None, batch_size: int, device: torch.device, transform, num_workers: int,
-            progress: bool, desc: str) -> tuple[np.ndarray, np.ndarray]:
+def _encode_rows(encoder: nn.Module, group: list[int], paths: list[str], done: _Done, sample_rate: int, clip: int,
+                 hop: int | None, max_chunks: int | None, batch_size: int, device: torch.device, transform,
+                 num_workers: int, source: str, bar=None) -> None:
+    """Embed the manifest rows ``group`` into ``done`` (skipping, with a warning, tracks that cannot be
+    read); batches span tracks. Refuses non-finite embeddings, naming ``source``."""
+    from .audio import warn_skipped
+
     was_training = encoder.training
     encoder.eval()
     encoder.to(device)
-    outs: list[np.ndarray] = []
-    owners: list[np.ndarray] = []
-    buf: list[np.ndarray] = []
-    buf_owner: list[np.ndarray] = []
+    buf: list[tuple[int, np.ndarray]] = []
     buffered = 0
 
     def flush() -> None:
-        nonlocal buf, buf_owner, buffered
-        chunks = np.concatenate(buf)
-        owner = np.concatenate(buf_owner)
+        nonlocal buf, buffered
+        chunks = np.concatenate([c for _, c in buf])
+        outs = []
         for s in range(0, len(chunks), batch_size):
             x = torch.from_numpy(chunks[s:s + batch_size]).to(device).unsqueeze(1)
             if transform is not None:
@@ -457,28 +633,38 @@ def _encode(encoder: nn.Module, paths: list[str], sample_rate: int, clip: int, h
             if z.ndim != 2 or z.shape[0] != x.shape[0]:
                 raise ValueError(f"the encoder returned shape {tuple(z.shape)} for input {tuple(x.shape)}; "
                                  "expected [B, D]. Pass the encoder, not the whole contrastive model.")
+            if not bool(torch.isfinite(z).all()):
+                raise EmbeddingError(
+                    f"{source}: the encoder returned NaN/inf embeddings (for finite audio, e.g. "
+                    f"{paths[buf[0][0]]}); this checkpoint is broken (a NaN weight or BatchNorm statistic). "
+                    "Use an earlier checkpoint of the run, or retrain with a lower learning rate.")
             outs.append(z.float().cpu().numpy())
-        owners.append(owner)
-        buf, buf_owner, buffered = [], [], 0
+        out = np.concatenate(outs).astype(np.float32)
+        at = 0
+        for r, c in buf:
+            done.chunks[r] = out[at:at + len(c)]
+            at += len(c)
+        buf, buffered = [], 0
 
     try:
-        tracks = _read_tracks(paths, sample_rate, num_workers)
-        if progress:
-            from tqdm.auto import tqdm
-
-            tracks = tqdm(tracks, total=len(paths), desc=desc, leave=False)
-        for i, x in enumerate(tracks):
-            chunks = _cut(x, clip, hop, max_chunks)
-            buf.append(chunks)
-            buf_owner.append(np.full(len(chunks), i, dtype=np.int64))
-            buffered += len(chunks)
-            if buffered >= batch_size:
-                flush()
+        for r, (x, error, ident) in zip(group, _read_tracks([paths[r] for r in group], sample_rate, num_workers)):
+            done.sources[r] = ident
+            if x is None:
+                warn_skipped(error, "track")
+                done.skipped[r] = str(error)
+                done.warned.add(r)
+            else:
+                chunks = _cut(x, clip, hop, max_chunks)
+                buf.append((r, chunks))
+                buffered += len(chunks)
+                if buffered >= batch_size:
+                    flush()
+            if bar is not None:
+                bar.update(1)
         if buffered:
             flush()
     finally:
         encoder.train(was_training)
-    return np.concatenate(outs).astype(np.float32), np.concatenate(owners)
 
 
 # ---------------------------------------------------------------- CLI

@@ -53,6 +53,9 @@ from typing import Any
 
 import yaml
 
+from .scales import SCALE_NAMES, scale_defaults
+from .suggest import name_hints
+
 __all__ = [
     "ExperimentError", "Experiment", "RunSpec", "RunOutcome", "ExperimentReport", "RESULT_FILE", "RUN_FILE",
     "load_experiment", "expand_grid", "run_experiment", "collect", "notebook_parameters", "pretrain_config",
@@ -79,12 +82,10 @@ TOP_LEVEL_KEYS = ("name", "description", "notebook", "figure", "params", "grid",
 SCALE_KEYS = ("params", "grid", "seeds", "figure")
 _SAFE = re.compile(r"[^A-Za-z0-9_.=-]+")
 
-#: Probe budget per scale: (extract_kwargs, probe_kwargs). Smoke is for CI only; demo keeps
-#: the demo's bounded cost (GUIDE 1); paper uses the probes' own defaults (whole tracks).
+#: Probe budget per scale: (extract_kwargs, probe_kwargs), from :mod:`workbench.scales` (trainer ``probe``).
 PROBE_SETTINGS: dict[str, tuple[dict, dict]] = {
-    "smoke": ({"max_chunks": 2}, {"threads": 1, "max_epochs": 5, "patience": 2}),
-    "demo": ({"max_chunks": 8}, {"threads": 1, "patience": 5}),
-    "paper": ({}, {}),
+    scale: (budget["extract"], budget["probe"])
+    for scale, budget in ((s, scale_defaults(s, "probe")) for s in SCALE_NAMES)
 }
 
 
@@ -104,15 +105,15 @@ def pretrain_config(args: Any, method: str | None = None, **fixed: Any):
     semisupcon with ``support=None`` becomes simclr. ``fixed`` overrides anything (e.g.
     ``batch_size`` derived from N·B in the views ablation).
     """
-    from .config import resolve_config
+    from .config import method_fixed, method_for, resolve_config
 
     values = dict(vars(args)) if not isinstance(args, dict) else dict(args)
     method = method or values.get("method") or "semisupcon"
     if method == "supervised":
         raise ValueError("parameter method='supervised' is the end-to-end baseline, not a pretraining method: "
                          "use notebooks/08_robustness or `python -m workbench supervised --task …`")
-    if method == "semisupcon" and "support" in values and values["support"] is None:
-        method = "simclr"  # SemiSupCon without labelled data is SimCLR (b_s = 0)
+    if "support" in values:
+        method = method_for(method, values["support"])
     fields = ("support", "unlabeled", "p", "b_s", "n_views", "criterion", "preset", "steps", "batch_size",
               "temperature", "lr", "seed")
     overrides = {k: values[k] for k in fields if k in values and values[k] is not None}
@@ -123,12 +124,8 @@ def pretrain_config(args: Any, method: str | None = None, **fixed: Any):
         overrides["encoder"] = {"name": values["encoder"]}
     if values.get("runs_dir") is not None:
         overrides["runs_dir"] = str(values["runs_dir"])
-    if method in ("simclr", "clmr"):
-        for k in ("support", "p", "b_s"):
-            overrides.pop(k, None)
-    if method == "supcon":
-        for k in ("unlabeled", "p", "b_s"):
-            overrides.pop(k, None)
+    for k in method_fixed(method):  # the method defines these (config.METHODS)
+        overrides.pop(k, None)
     overrides.update(fixed)
     return resolve_config(values.get("scale") or DEFAULT_SCALE, method, **overrides)
 
@@ -460,19 +457,31 @@ def load_experiment(path: str | Path, scale: str = DEFAULT_SCALE) -> Experiment:
     used = set(params) | {k for point in points for k in point}
     unknown_params = sorted(used - set(declared))
     if unknown_params:
-        import difflib
-
-        hints = [f"{u} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(u, declared, n=1)) else u
-                 for u in unknown_params]
-        raise ExperimentError(f"{path}: parameter(s) {', '.join(hints)} not declared in the parameters cell of "
-                              f"{notebook.name}; it declares {', '.join(declared)}")
+        raise ExperimentError(f"{path}: parameter(s) {name_hints(unknown_params, declared)} not declared in the "
+                              f"parameters cell of {notebook.name}; it declares {', '.join(declared)}")
     reserved = sorted(used & set(RUNNER_PARAMS))
     if reserved:
         raise ExperimentError(f"{path}: {reserved} are set by the runner (scale from --scale, seed from 'seeds', "
                               "out_dir/runs_dir per run); remove them from params/grid")
+    _check_values(path, params, points)
     return Experiment(name=str(spec["name"]), path=path, notebook=notebook, scale=scale, params=params,
                       grid=grid if isinstance(grid, list) else ([grid] if grid else []), seeds=list(seeds),
                       figure=figure, description=str(spec.get("description") or ""), notebook_params=declared)
+
+
+def _check_values(path: Path, params: dict, points: list[dict]) -> None:
+    """Every value of every grid point, checked by the notebooks' own parameter rules
+    (:func:`workbench.params.validate`, which defers to the config's) before anything runs;
+    paths are checked by the notebook itself (an earlier run may create them)."""
+    from .params import PATH_PARAMS, RULES, ParameterError, validate
+
+    for point in points or [{}]:
+        values = {k: v for k, v in {**params, **point}.items() if k in RULES and k not in PATH_PARAMS}
+        try:
+            validate(**values)
+        except ParameterError as err:
+            where = f"grid point {point}" if point else "params"
+            raise ExperimentError(f"{path}: {where}: {err}") from None
 
 
 # =========================================================================== running

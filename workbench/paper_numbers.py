@@ -24,7 +24,7 @@ Tables:
 from __future__ import annotations
 
 __all__ = ["SOURCE", "SYNTHETIC", "TABLE2", "TABLE3", "TABLE3_COLUMNS", "TABLE3_METRIC", "TABLE4", "TABLE6",
-           "TABLE7", "FIGURE3", "table3_value", "paper_table"]
+           "TABLE7", "FIGURE3", "table3_value", "paper_table", "TABLE2_LITERATURE", "MSA_SOURCE", "MSA_POSTER"]
 
 SOURCE = "Guinot et al., Semi-supervised Contrastive Learning of Musical Representations (SemiSupCon), preprint"
 #: The paper's numbers come from the real data sets.
@@ -238,3 +238,42 @@ def paper_table(name: str):
     df["source"] = "paper"
     df["synthetic"] = SYNTHETIC
     return df
+
+
+# --------------------------------------------------------------------------- Table 2, literature rows
+#: Table 2's literature block, MTAT top 50 (AUROC, AP). ``samplecnn_end_to_end`` is the paper's
+#: own end-to-end supervised SampleCNN (marked *; CLMR's published figure, marked †, in
+#: ``samplecnn_end_to_end_clmr``); the others are reported self-supervised models (†).
+TABLE2_LITERATURE = {
+    "samplecnn_end_to_end": (89.3, 41.2),
+    "samplecnn_end_to_end_clmr": (88.6, 34.4),
+    "clmr": (86.6, 31.2),
+    "tunep": (89.2, 36.6),
+    "mert": (91.0, 39.3),
+}
+
+# --------------------------------------------------------------------------- the MSA poster
+#: Garoufis et al., "Multi-Source Contrastive Learning for Musical Audio" (poster,
+#: ``shared/papers/004_ba98c5f381fc9dfd.txt``): pretraining on MTAT with open-unmix stems,
+#: linear probes (MTAT, FMA) and a 1-layer MLP (NSynth), mean of 5 runs. Values as printed
+#: (ROC-AUC / PR-AUC in [0, 1], weighted accuracy WA in %); ``mtat_star``: the unfiltered MTAT.
+MSA_SOURCE = "Garoufis, Zlatintsi, Maragos, Multi-Source Contrastive Learning for Musical Audio (poster)"
+_MSA_COLS = ("mtat_roc_auc", "mtat_pr_auc", "mtat_star_roc_auc", "mtat_star_pr_auc", "nsynth_wa", "fma_wa")
+MSA_POSTER = {
+    "columns": _MSA_COLS,
+    "rows": {
+        "CLMR": dict(zip(_MSA_COLS, (None, None, 0.887, 0.356, None, 48.4))),
+        "COLA": dict(zip(_MSA_COLS, (0.886, 0.396, 0.880, 0.334, 59.3, 46.0))),
+        "COLA + MWS": dict(zip(_MSA_COLS, (0.898, 0.425, 0.892, 0.358, 64.5, 49.3))),
+        "COLA + Random Mask": dict(zip(_MSA_COLS, (0.883, 0.390, 0.880, 0.337, 63.2, 47.6))),
+        "COLA + MSA": dict(zip(_MSA_COLS, (0.900, 0.429, 0.895, 0.361, 62.7, 51.0))),
+    },
+    "sources": {
+        "Bass": dict(zip(_MSA_COLS, (0.885, 0.392, 0.880, 0.332, 62.4, 48.7))),
+        "Drums": dict(zip(_MSA_COLS, (0.881, 0.385, 0.876, 0.328, 61.1, 50.3))),
+        "Accomp.": dict(zip(_MSA_COLS, (0.892, 0.410, 0.888, 0.348, 63.6, 48.0))),
+        "Vocals": dict(zip(_MSA_COLS, (0.896, 0.412, 0.891, 0.348, 63.2, 48.1))),
+        "None (COLA)": dict(zip(_MSA_COLS, (0.886, 0.396, 0.880, 0.334, 59.3, 46.0))),
+        "Multi-Source": dict(zip(_MSA_COLS, (0.900, 0.429, 0.895, 0.361, 62.7, 51.0))),
+    },
+}

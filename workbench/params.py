@@ -19,7 +19,6 @@ by papermill from the repository root write to the same places.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,11 +26,14 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-__all__ = ["ParameterError", "Rule", "RULES", "SCALES", "NONE_WORDS", "validate", "project_dir", "resolve_path",
+from .scales import SCALE_NAMES
+from .suggest import did_you_mean, name_hints
+
+__all__ = ["ParameterError", "Rule", "RULES", "PATH_PARAMS", "SCALES", "NONE_WORDS", "validate", "project_dir", "resolve_path",
            "task_list", "Params"]
 
-#: The scales every notebook knows (GUIDE 1): a scale is only a set of defaults.
-SCALES = ("smoke", "demo", "paper")
+#: The scales every notebook knows (GUIDE 1): a scale is only a set of defaults (workbench.scales).
+SCALES = SCALE_NAMES
 #: Strings that mean "no value" for optional parameters passed on papermill's command line.
 NONE_WORDS = ("", "none", "null", "None")
 #: Files whose presence marks the project folder.
@@ -74,8 +76,7 @@ def _choice(values: Sequence[Any] | Callable[[], Sequence[Any]], optional: bool 
             return None
         if value in allowed:
             return value
-        close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=2)
-        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        hint = did_you_mean(value, allowed, n=2, sep=" or ")
         raise _fail(name, value, f"choose one of {', '.join(map(str, allowed))}{hint}")
     return check
 
@@ -109,6 +110,21 @@ def _number(low: float | None = None, high: float | None = None, *, integer: boo
     return check
 
 
+def _config_field(optional: bool = False, field: str | None = None):
+    """A parameter that is a :class:`~workbench.config.PretrainConfig` field: its notebook string
+    is converted and checked by the config's own rule (one place for each range)."""
+    def check(name: str, value: Any) -> Any:
+        from .config import ConfigError, PretrainConfig, check_value
+
+        if optional and _is_none(value):
+            return None
+        try:
+            return check_value(PretrainConfig, field or name, value)
+        except ConfigError as err:
+            raise _fail(name, value, err.why or str(err)) from None
+    return check
+
+
 def _known_tasks() -> list[str]:
     from .data.tasks import TASKS
 
@@ -119,9 +135,7 @@ def _task_name(name: str, value: Any, kinds: Sequence[str] | None) -> str:
     from .data.tasks import TASKS
 
     if not isinstance(value, str) or value not in TASKS:
-        close = difflib.get_close_matches(str(value), list(TASKS), n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise _fail(name, value, f"unknown task{hint}; known tasks: {', '.join(sorted(TASKS))}")
+        raise _fail(name, value, f"unknown task{did_you_mean(value, TASKS)}; known tasks: {', '.join(sorted(TASKS))}")
     if kinds is not None and TASKS[value].kind not in kinds:
         fitting = sorted(t for t, spec in TASKS.items() if spec.kind in kinds)
         raise _fail(name, value, f"task {value} is {TASKS[value].kind}; this parameter needs a "
@@ -176,16 +190,6 @@ def _numbers(low: float | None = None, high: float | None = None, *, integer: bo
             raise _fail(name, value, "give at least one value, e.g. 0,1,2")
         return [item(name, v) for v in values]
     return check
-
-
-def _criterion(name: str, value: Any) -> int | str:
-    if value == "weighted":
-        return value
-    try:
-        n = _number(1, None, integer=True)(name, value)
-    except ParameterError:
-        raise _fail(name, value, "an integer >= 1 (shared labels needed for a positive) or 'weighted'") from None
-    return n
 
 
 def _names(choices: Callable[[], Sequence[str]]):
@@ -254,12 +258,6 @@ def _methods() -> list[str]:
     return sorted(METHODS)
 
 
-def _presets() -> list[str]:
-    from .augment import PRESETS
-
-    return sorted(PRESETS)
-
-
 def _encoders() -> list[str]:
     from .models import ENCODER_PRESETS, ENCODERS
 
@@ -279,30 +277,34 @@ COLOR_BY = ("label", "pitch_class", "octave", "instrument")
 REDUCERS = ("tsne", "umap", "pca")
 AGGREGATIONS = ("embedding", "logits", "probabilities")
 
+#: Parameters that name files or folders (checked when the notebook runs, not in experiment files).
+PATH_PARAMS = ("checkpoint", "checkpoints", "out_dir", "runs_dir", "results_dir", "figures_dir", "experiments_dir",
+               "data_root")
+
 #: Every notebook parameter, by name.
 RULES: dict[str, Rule] = {
     "scale": Rule(_choice(SCALES), "smoke (seconds, CI), demo (CPU minutes) or paper (GPU, real data)"),
     "method": Rule(_choice(lambda: [*_methods(), "supervised"]),
                    "semisupcon, simclr, clmr, supcon (workbench.config.METHODS); 'supervised' = the end-to-end "
                    "baseline (robustness notebook only)"),
-    "support": Rule(_task(LABELED, optional=True), "labelled support task, or none for self-supervision"),
-    "unlabeled": Rule(_task(None, optional=True), "unlabelled pool task (default fma_medium), or none"),
+    "support": Rule(_config_field(optional=True), "labelled support task, or none for self-supervision"),
+    "unlabeled": Rule(_config_field(optional=True), "unlabelled pool task (default fma_medium), or none"),
     "task": Rule(_task(PROBED), "one downstream task"),
     "tasks": Rule(_tasks(PROBED), "downstream tasks, a list or 'a,b,c'"),
     "data_tasks": Rule(_tasks(None), "tasks to summarise, a list or 'a,b,c'"),
-    "p": Rule(_number(0, 1, low_open=True), "fraction of the labelled training set ever seen, (0, 1]"),
-    "b_s": Rule(_number(0, 1), "fraction of each batch drawn from the labelled set, [0, 1]"),
-    "n_views": Rule(_number(1, None, integer=True), "views N per clip, >= 1"),
+    "p": Rule(_config_field(), "fraction of the labelled training set ever seen, (0, 1]"),
+    "b_s": Rule(_config_field(), "fraction of each batch drawn from the labelled set, [0, 1]"),
+    "n_views": Rule(_config_field(), "views N per clip, >= 1"),
     "rows_per_batch": Rule(_number(2, None, integer=True, optional=True),
                            "N·B held fixed (Table 7); None: the scale's batch_size × 2"),
-    "criterion": Rule(_criterion, "shared labels n >= 1 for a positive, or 'weighted' (Dice)"),
+    "criterion": Rule(_config_field(), "shared labels n >= 1 for a positive, or 'weighted' (Dice)"),
     "encoder": Rule(_choice(_encoders, optional=True), "encoder name or preset; none: the scale's encoder"),
-    "preset": Rule(_choice(_presets, optional=True), "augmentation preset; none: the method's"),
-    "steps": Rule(_number(1, None, integer=True, optional=True), "training steps; None: the scale's"),
-    "batch_size": Rule(_number(1, None, integer=True, optional=True), "clips per batch; None: the scale's"),
-    "temperature": Rule(_number(0, None, low_open=True, optional=True), "τ > 0; None: the method's"),
-    "lr": Rule(_number(0, None, low_open=True, optional=True), "learning rate > 0; None: the scale's"),
-    "seed": Rule(_number(0, None, integer=True), "pretraining seed, >= 0"),
+    "preset": Rule(_config_field(optional=True), "augmentation preset; none: the method's"),
+    "steps": Rule(_config_field(optional=True), "training steps; None: the scale's"),
+    "batch_size": Rule(_config_field(optional=True), "clips per batch; None: the scale's"),
+    "temperature": Rule(_config_field(optional=True), "τ > 0; None: the method's"),
+    "lr": Rule(_config_field(optional=True), "learning rate > 0; None: the scale's"),
+    "seed": Rule(_config_field(), "pretraining seed, >= 0"),
     "probe_seeds": Rule(_numbers(0, None, integer=True), "probe seeds, e.g. 0,1,2"),
     "fraction": Rule(_number(0, 1, low_open=True), "fraction of labelled probe training tracks, (0, 1]"),
     "aggregation": Rule(_choice(AGGREGATIONS), "track aggregation of chunk outputs"),
@@ -336,11 +338,7 @@ def validate(**params: Any) -> Params:
     """
     unknown = [k for k in params if k not in RULES]
     if unknown:
-        hints = []
-        for k in unknown:
-            close = difflib.get_close_matches(k, list(RULES), n=1)
-            hints.append(f"{k} (did you mean {close[0]}?)" if close else k)
-        raise ParameterError(f"unknown parameter(s) {', '.join(hints)}; known: {', '.join(sorted(RULES))}")
+        raise ParameterError(f"unknown parameter(s) {name_hints(unknown, RULES)}; known: {', '.join(sorted(RULES))}")
     out = {name: RULES[name].check(name, value) for name, value in params.items()}
     return Params(**out)
 

@@ -197,6 +197,9 @@ def train_probe(
         raise ValueError(f"train embeddings are {train.dim}-d but validation ones {valid.dim}-d.")
     if batch_size <= 0 or max_epochs <= 0 or patience <= 0:
         raise ValueError("batch_size, max_epochs and patience must be positive.")
+    for name, emb in (("training", train), ("validation", valid)):
+        check_finite(emb, f"{task.name} {name}")
+    check_learnable(train, task)
     spec = task.probe
     hidden = spec.hidden if hidden is None else hidden
     dropout = spec.dropout if dropout is None else dropout
@@ -252,6 +255,46 @@ def train_probe(
     probe.load_state_dict(best_state)
     probe.best_epoch = best_epoch
     return probe.eval()
+
+
+def check_finite(emb: Embeddings, what: str) -> None:
+    """Refuse embeddings holding NaN or inf, naming the checkpoint they came from."""
+    if emb.n_chunks and not np.isfinite(emb.X).all():
+        bad = int((~np.isfinite(emb.X)).any(1).sum())
+        source = emb.meta.get("checkpoint") or emb.meta.get("encoder") or "the encoder"
+        raise ValueError(f"{what} embeddings from {source}: {bad} of {emb.n_chunks} chunks hold NaN/inf; a probe "
+                         "on them would report a meaningless score. Use an earlier (finite) checkpoint.")
+
+
+def check_learnable(train: Embeddings, task) -> None:
+    """Refuse a training split with one class (or only constant tags / targets), where any probe
+    scores trivially; warn about single constant tag columns."""
+    import warnings
+
+    from .metrics import MetricWarning
+
+    y = train.targets
+    if task.kind == "multiclass":
+        present = np.unique(y)
+        if len(present) < 2:
+            name = task.classes[int(present[0])] if task.classes and len(present) else present.tolist()
+            raise ValueError(f"task {task.name}: the training split holds a single class ({name!r}, "
+                             f"{train.n_tracks} tracks); a probe cannot learn anything and its score would be "
+                             "trivial. Check the labels / split of the data set, or use a larger fraction.")
+        return
+    if y.ndim != 2 or y.shape[1] == 0 or len(y) == 0:
+        return
+    constant = np.all(y == y[:1], axis=0)
+    if constant.all():
+        raise ValueError(f"task {task.name}: every {'tag' if task.kind == 'multilabel' else 'target'} column is "
+                         f"constant over the {train.n_tracks} training tracks; a probe cannot learn anything. "
+                         "Check the labels of the data set.")
+    if constant.any():
+        cols = np.flatnonzero(constant)
+        names = [task.classes[c] if task.classes and c < len(task.classes) else int(c) for c in cols[:5]]
+        warnings.warn(f"task {task.name}: {len(cols)} of {y.shape[1]} {'tag' if task.kind == 'multilabel' else 'target'}"
+                      f" column(s) are constant in the training split ({names}); the probe learns nothing "
+                      "about them.", MetricWarning, stacklevel=3)
 
 
 @contextlib.contextmanager
@@ -388,6 +431,8 @@ def probe_task(
                           progress=progress, **kw) for split in ("train", "valid", "test")}
     meta = emb["test"].meta
     checkpoint = meta.get("checkpoint")
+    # unreadable tracks left out of each split (id -> reason), recorded with every result
+    skipped = {split: dict(e.meta.get("skipped", {})) for split, e in emb.items() if e.meta.get("skipped")}
     records = []
     for seed in seeds:
         rows = label_fraction_subset(emb["train"].targets, task.kind, fraction, seed)
@@ -405,6 +450,7 @@ def probe_task(
                 "n_test_tracks": result["n_tracks"], "best_epoch": probe.best_epoch,
                 "epochs": len(probe.history), "data_root": meta.get("data_root"),
                 "synthetic": bool(meta.get("synthetic", False)), "encoder_sha256": meta.get("encoder_sha256"),
+                "skipped": skipped,
             })
     return records
 
@@ -447,16 +493,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     extract_kwargs = {k: v for k, v in (("batch_size", args.batch_size), ("max_chunks", args.max_chunks))
                       if v is not None}
     records = []
-    for ckpt, model, support in zip(args.checkpoint, models, supports):
-        for task in args.task:
-            records += probe_task(ckpt, task, seeds=args.seeds, fraction=args.fraction,
-                                  aggregation=args.aggregation, root=args.root, model=model,
-                                  support=None if support.lower() == "none" else support, device=args.device,
-                                  cache_dir=args.cache_dir, extract_kwargs=extract_kwargs,
-                                  probe_kwargs={"max_epochs": args.max_epochs, "patience": args.patience})
-    rows = aggregate(records)
     out = Path(args.out)
-    write_results(rows, out / "results.json", out / "results.csv", extra={"records": records})
+    jobs = [(c, m, s, t) for c, m, s in zip(args.checkpoint, models, supports) for t in args.task]
+    for n_done, (ckpt, model, support, task) in enumerate(jobs, start=1):
+        records += probe_task(ckpt, task, seeds=args.seeds, fraction=args.fraction,
+                              aggregation=args.aggregation, root=args.root, model=model,
+                              support=None if support.lower() == "none" else support, device=args.device,
+                              cache_dir=args.cache_dir, extract_kwargs=extract_kwargs,
+                              probe_kwargs={"max_epochs": args.max_epochs, "patience": args.patience})
+        # written after every (checkpoint, task): a crash later never costs the finished ones
+        rows = aggregate(records)
+        write_results(rows, out / "results.json", out / "results.csv",
+                      extra={"records": records, "complete": n_done == len(jobs),
+                             "pending": [{"checkpoint": c, "task": t} for c, _, _, t in jobs[n_done:]],
+                             "skipped": {f"{r['model']}/{r['task']}": r["skipped"] for r in records
+                                         if r.get("skipped")}})
     index = ("model", "aggregation") if len(args.aggregation) > 1 else ("model",)
     print(results_table(rows, metric="all", index=index).to_string())
     return 0

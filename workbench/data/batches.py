@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,15 +23,20 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from ..audio import AudioError
+from ..audio import AudioError, warn_skipped
 from ..distributed import get_rank
 from .views import ClipReader, crop_views
 
 __all__ = ["labeled_subset", "PretrainPool", "build_pool", "SemiSupervisedBatchSampler", "PretrainDataset",
-           "labels_to_multihot"]
+           "labels_to_multihot", "labeled_per_batch"]
 
 #: How often a clip that fails to decode is replaced by another before giving up.
 MAX_READ_RETRIES = 10
+
+
+def labeled_per_batch(batch_size: int, b_s: float) -> int:
+    """Labelled clips in a batch of ``batch_size``: ``floor(batch_size * b_s)`` (the one place it is computed)."""
+    return int(math.floor(batch_size * b_s))
 
 
 def labeled_subset(train: pd.DataFrame, p: float, seed: int) -> pd.DataFrame:
@@ -90,6 +94,10 @@ def build_pool(support: str | None, unlabeled: str | None, *, p: float, b_s: flo
     labeled_paths: set[str] = set()
     if support is not None and b_s > 0:
         spec = data.task(support, support_root)
+        if spec.kind not in ("multiclass", "multilabel"):
+            raise ValueError(f"support task {support} under {data.data_root(support, support_root).path} is "
+                             f"{spec.kind}: a support set needs labels (a folder task needs its labels CSV), "
+                             "or set b_s=0 for self-supervision")
         train = data.manifest(support, support_root)
         train = train[train["split"] == "train"]
         subset = labeled_subset(train, p, seed)
@@ -115,7 +123,7 @@ class SemiSupervisedBatchSampler(Sampler[list[int]]):
 
     def __init__(self, n_labeled: int, n_unlabeled: int, batch_size: int, b_s: float, steps: int,
                  seed: int = 0, rank: int | None = None, start_step: int = 0):
-        self.n_lab_batch = int(math.floor(batch_size * b_s))
+        self.n_lab_batch = labeled_per_batch(batch_size, b_s)
         self.n_unl_batch = batch_size - self.n_lab_batch
         if self.n_lab_batch and n_labeled == 0:
             raise ValueError("b_s > 0 but the labelled set is empty")
@@ -181,7 +189,7 @@ class PretrainDataset(Dataset):
             except AudioError as exc:
                 if path not in self.failures:
                     self.failures[path] = str(exc)
-                    warnings.warn(f"skipping unusable clip: {exc}", stacklevel=2)
+                    warn_skipped(exc, "clip")
                 lo, hi = (0, self.pool.n_labeled) if tried < self.pool.n_labeled else (self.pool.n_labeled,
                                                                                        len(self.paths))
                 tried = int(rng.integers(lo, hi))

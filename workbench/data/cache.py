@@ -8,15 +8,24 @@ at one sample rate and appends them to a single array on disk::
     <cache_dir>/decoded/<dataset>-<sample rate>-<sha1(root)[:12]>/
         audio.npy     one 1-D int16 (or float16/float32) array: every clip, back to back
                       (a standard .npy: ``np.load(path, mmap_mode="r")`` opens it)
-        index.csv     key (absolute source path), id, offset, length  (in samples)
+        index.csv     key (absolute source path), id, offset, length (in samples), and the
+                      source's identity when it was decoded: size, mtime_ns, sha256
         meta.json     data set, root, sample rate, dtype, version, failed files
+        .lock         held (``flock``) by the one ``prepare`` writing the folder
 
 ``cache_dir`` is :func:`workbench.data.roots.cache_dir` (``$WORKBENCH_CACHE``).  Tasks of
 one data set share its cache (``mtat_top50`` and ``mtat_all`` read the same clips);
 preparing a second task only decodes what is missing.  A file that fails to decode is
 recorded in ``meta.json`` and not cached, so a reader falls back to the source (and its
 clear error).  Preparation checkpoints every :data:`CHECKPOINT_EVERY` files: an
-interrupted run resumes where it stopped.
+interrupted (even SIGKILLed) run resumes where it stopped, and a full disk ends in one
+message that says what was kept.  Two ``prepare`` calls on one folder take turns (a file
+lock; the second finds the work done).
+
+Changed audio: every entry carries its source's :func:`workbench.fileid.identity`
+(size, mtime, and a content hash for files written moments before); an entry whose
+source changed since it was decoded is never served (a reader falls back to the source
+and warns) and is decoded again by the next ``prepare``.
 
 Readers: :func:`reader_for` returns the :class:`DecodedCache` of a task when it was
 prepared (else None); :meth:`DecodedCache.read` mirrors :func:`workbench.audio.read`'s
@@ -29,6 +38,8 @@ its own sample rate.  CLI: ``python -m workbench data prepare NAME --root DIR
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -42,21 +53,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .. import fileid
 from ..audio import AudioError
+from ..audio import check_sample_rate
 from ..audio import read as read_audio
 from .roots import cache_dir
 
 __all__ = ["CACHE_VERSION", "DEFAULT_SAMPLE_RATE", "DTYPES", "DecodedCache", "cache_path", "main", "prepare",
            "reader_for"]
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: source identities in the index
 DEFAULT_SAMPLE_RATE = 16000
 DEFAULT_DTYPE = "int16"
 INT16_SCALE = 32767.0  # float [-1, 1] <-> int16
 DTYPES = {"int16": INT16_SCALE, "float16": 1.0, "float32": 1.0}  # name -> scale of the stored values
 HEADER_BYTES = 128  # fixed .npy header size, so the sample count can be rewritten in place
 CHECKPOINT_EVERY = 256  # files between index/header checkpoints while preparing
-DATA_FILE, INDEX_FILE, META_FILE = "audio.npy", "index.csv", "meta.json"
+DATA_FILE, INDEX_FILE, META_FILE, LOCK_FILE = "audio.npy", "index.csv", "meta.json", ".lock"
+INDEX_COLUMNS = ["key", "id", "offset", "length", "size", "mtime_ns", "sha256"]
 STEM_ID_SEPARATOR = "#"
 
 
@@ -82,13 +96,24 @@ def _quantise(x: np.ndarray, dtype: str) -> np.ndarray:
     return x.astype(np.dtype(dtype).newbyteorder("<"))
 
 
-def _decode(job: tuple[str, int, str]) -> tuple[str, np.ndarray | None, str | None]:
-    """Worker: decode one file to mono at the cache rate and quantise it (None + reason on failure)."""
+def _decode(job: tuple[str, int, str]) -> tuple[str, np.ndarray | None, str | None, list | None]:
+    """Worker: decode one file to mono at the cache rate and quantise it (None + reason on failure),
+    with the source's identity taken before reading it."""
     path, sample_rate, dtype = job
+    ident = fileid.identity(path)
     try:
-        return path, _quantise(read_audio(path, sample_rate), dtype), None
+        return path, _quantise(read_audio(path, sample_rate), dtype), None, ident
     except (AudioError, OSError, ValueError) as exc:
-        return path, None, str(exc)
+        return path, None, str(exc), ident
+
+
+def _row_identity(row: dict) -> list:
+    return [row.get("size", -1), row.get("mtime_ns", -1), row.get("sha256", "")]
+
+
+def _append_samples(fh, x: np.ndarray) -> None:
+    """Append one clip's samples to the open data file (the single write of the sample data)."""
+    fh.write(x.tobytes())
 
 
 @dataclass
@@ -113,10 +138,15 @@ class DecodedCache:
         self.sample_rate = int(self.meta["sample_rate"])
         self.dtype = str(self.meta["dtype"])
         self.scale = DTYPES[self.dtype]
-        index = pd.read_csv(self.directory / INDEX_FILE, dtype={"key": str, "id": str},
-                            keep_default_na=False)
-        self._by_key = {k: _Entry(int(o), int(n)) for k, o, n in zip(index["key"], index["offset"], index["length"])}
-        self._by_id = {i: self._by_key[k] for i, k in zip(index["id"], index["key"]) if i}
+        rows = _read_index(self.directory)
+        fresh = [r for r in rows if fileid.unchanged(_row_identity(r), r["key"])]
+        self.stale = sorted(r["key"] for r in rows if r not in fresh)  # sources changed since decoding
+        if self.stale:
+            warnings.warn(f"decoded cache {self.directory}: {len(self.stale)} source file(s) changed since they "
+                          f"were decoded and are read from the source instead ({self.stale[:3]}); run "
+                          "`python -m workbench data prepare` again to refresh them.", RuntimeWarning, stacklevel=2)
+        self._by_key = {r["key"]: _Entry(int(r["offset"]), int(r["length"])) for r in fresh}
+        self._by_id = {r["id"]: self._by_key[r["key"]] for r in fresh if r["id"]}
         self._array: np.ndarray | None = None
 
     @classmethod
@@ -224,31 +254,77 @@ def _task_paths(df: pd.DataFrame) -> list[tuple[str, str]]:
     return out
 
 
+def _read_index(directory: Path) -> list[dict]:
+    index = pd.read_csv(directory / INDEX_FILE, dtype={"key": str, "id": str, "sha256": str},
+                        keep_default_na=False)
+    return index.to_dict("records")
+
+
+def _tmp_name(target: Path) -> Path:
+    """A temporary sibling of ``target`` unique to this process (atomically renamed over it)."""
+    return target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+
+
+def _replace_atomically(target: Path, write) -> None:
+    tmp = _tmp_name(target)
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _write_index(directory: Path, rows: list[dict]) -> None:
-    tmp = directory / (INDEX_FILE + ".tmp")
-    pd.DataFrame(rows, columns=["key", "id", "offset", "length"]).to_csv(tmp, index=False)
-    os.replace(tmp, directory / INDEX_FILE)
+    _replace_atomically(directory / INDEX_FILE,
+                        lambda tmp: pd.DataFrame(rows, columns=INDEX_COLUMNS).to_csv(tmp, index=False))
 
 
 def _write_meta(directory: Path, meta: dict) -> None:
-    tmp = directory / (META_FILE + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=1, sort_keys=True))
-    os.replace(tmp, directory / META_FILE)
+    _replace_atomically(directory / META_FILE, lambda tmp: tmp.write_text(json.dumps(meta, indent=1, sort_keys=True)))
 
 
-def _load_state(directory: Path, sample_rate: int, dtype: str) -> tuple[list[dict], dict]:
-    """Existing index rows and failures, after checking rate and dtype and trimming a torn tail."""
+@contextlib.contextmanager
+def _locked(directory: Path, progress: bool):
+    """Hold an exclusive ``flock`` on the folder's lock file (released by the kernel if the process dies)."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): one prepare at a time is then up to the user
+        yield
+        return
+    with open(directory / LOCK_FILE, "a+") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if progress:
+                print(f"waiting for another `data prepare` writing {directory} ...", file=sys.stderr)
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _load_state(directory: Path, sample_rate: int, dtype: str) -> tuple[list[dict], dict, dict]:
+    """Existing index rows, failures and the failed files' identities, after checking rate and dtype.
+
+    A cache of an older version is started afresh (with a warning): its entries carry no
+    source identity, so none of them can be trusted to match the audio on disk.
+    """
     meta_path = directory / META_FILE
     if not meta_path.exists() or not (directory / INDEX_FILE).exists():
-        return [], {}
-    meta = json.loads(meta_path.read_text())
+        return [], {}, {}
+    try:
+        meta = json.loads(meta_path.read_text())
+    except ValueError as exc:
+        raise ValueError(f"{meta_path} is not valid JSON ({exc}); delete {directory} and prepare again.") from exc
     if meta.get("version") != CACHE_VERSION:
-        raise ValueError(f"{directory}: cache version {meta.get('version')} != {CACHE_VERSION}; delete it first.")
+        warnings.warn(f"{directory}: cache version {meta.get('version')} != {CACHE_VERSION}; decoding it afresh.",
+                      RuntimeWarning, stacklevel=3)
+        return [], {}, {}
     if int(meta["sample_rate"]) != sample_rate or meta["dtype"] != dtype:
         raise ValueError(f"{directory} already holds a cache at {meta['sample_rate']} Hz, {meta['dtype']}; asked "
                          f"for {sample_rate} Hz, {dtype}. Delete the folder or pass another out=.")
-    index = pd.read_csv(directory / INDEX_FILE, dtype={"key": str, "id": str}, keep_default_na=False)
-    return index.to_dict("records"), dict(meta.get("failed", {}))
+    return _read_index(directory), dict(meta.get("failed", {})), dict(meta.get("failed_identity", {}))
 
 
 def prepare(
@@ -275,27 +351,37 @@ def prepare(
 
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}.")
-    if int(sample_rate) <= 0:
-        raise ValueError(f"sample_rate must be positive, got {sample_rate}.")
-    sample_rate = int(sample_rate)
+    sample_rate = check_sample_rate(sample_rate)
     spec = get_spec(name)
     droot = data_root(name, root)
     df = manifest(name, droot.path)
     directory = Path(out) if out is not None else cache_path(spec.dataset, droot.path, sample_rate)
     directory.mkdir(parents=True, exist_ok=True)
-    rows, failed = _load_state(directory, sample_rate, dtype)
+    with _locked(directory, progress):
+        return _prepare_locked(name, spec, droot, df, directory, sample_rate, dtype, progress, workers)
+
+
+def _prepare_locked(name, spec, droot, df, directory: Path, sample_rate: int, dtype: str, progress: bool,
+                    workers: int) -> Path:
+    rows, failed, failed_identity = _load_state(directory, sample_rate, dtype)
+    stale = {r["key"] for r in rows if not fileid.unchanged(_row_identity(r), r["key"])}
+    rows = [r for r in rows if r["key"] not in stale]  # their samples stay in audio.npy, unreferenced
+    for p in [p for p in failed if not fileid.unchanged(failed_identity.get(p), p)]:
+        failed.pop(p)  # a failed file that changed since gets another try
+        failed_identity.pop(p, None)
     cached = {r["key"] for r in rows}
     todo = [(p, i) for p, i in _task_paths(df) if p not in cached and p not in failed]
     ids = dict(todo)
     itemsize = np.dtype(dtype).itemsize
     end = max((int(r["offset"]) + int(r["length"]) for r in rows), default=0)
     data_path = directory / DATA_FILE
-    if not data_path.exists():
+    if not data_path.exists() or not rows:
         data_path.write_bytes(_npy_header(0, dtype))
     meta = {"version": CACHE_VERSION, "dataset": spec.dataset, "root": str(droot.path), "source": droot.source,
             "synthetic": droot.synthetic, "sample_rate": sample_rate, "dtype": dtype,
             "tasks": sorted(set(_previous_tasks(directory)) | {name})}
     started = time.perf_counter()
+    kept = {"rows": len(rows), "end": end}  # what the last completed checkpoint holds
 
     def checkpoint(fh) -> None:
         fh.flush()
@@ -306,31 +392,44 @@ def prepare(
         fh.seek(HEADER_BYTES + end * itemsize)
         _write_index(directory, rows)
         _write_meta(directory, {**meta, "total_samples": end, "clips": len(rows), "failed": failed,
-                                "seconds": round(end / sample_rate, 3)})
+                                "failed_identity": failed_identity, "seconds": round(end / sample_rate, 3)})
+        kept.update(rows=len(rows), end=end)
 
     jobs = [(p, sample_rate, dtype) for p, _ in todo]
     bar = _progress(len(jobs), f"decoding {name} at {sample_rate} Hz", progress)
-    with open(data_path, "r+b") as fh:
-        fh.truncate(HEADER_BYTES + end * itemsize)  # drop a tail written after the last checkpoint
-        fh.seek(HEADER_BYTES + end * itemsize)
-        for n_done, (path, x, error) in enumerate(_map(_decode, jobs, workers), start=1):
-            if x is None:
-                failed[path] = error or "unreadable"
-            else:
-                fh.write(x.tobytes())
-                rows.append({"key": path, "id": ids.get(path, ""), "offset": end, "length": int(len(x))})
-                end += int(len(x))
-            if bar is not None:
-                bar.update(1)
-            if n_done % CHECKPOINT_EVERY == 0:
-                checkpoint(fh)
-        checkpoint(fh)
-    if bar is not None:
-        bar.close()
+    try:
+        with open(data_path, "r+b") as fh:
+            fh.truncate(HEADER_BYTES + end * itemsize)  # drop a tail written after the last checkpoint
+            fh.seek(HEADER_BYTES + end * itemsize)
+            for n_done, (path, x, error, ident) in enumerate(_map(_decode, jobs, workers), start=1):
+                if x is None:
+                    failed[path] = error or "unreadable"
+                    failed_identity[path] = ident
+                else:
+                    _append_samples(fh, x)
+                    size, mtime_ns, digest = ident if ident else (-1, -1, "")
+                    rows.append({"key": path, "id": ids.get(path, ""), "offset": end, "length": int(len(x)),
+                                 "size": size, "mtime_ns": mtime_ns, "sha256": digest})
+                    end += int(len(x))
+                if bar is not None:
+                    bar.update(1)
+                if n_done % CHECKPOINT_EVERY == 0:
+                    checkpoint(fh)
+            checkpoint(fh)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        raise OSError(exc.errno, f"decoded cache {directory}: cannot write ({exc.strerror}). The {kept['rows']} "
+                                 f"clips of the last checkpoint ({kept['end'] / sample_rate:.1f} s) are kept; free "
+                                 "disk space (or pass --out on another disk) and run the same `data prepare` "
+                                 "again to resume") from exc
+    finally:
+        if bar is not None:
+            bar.close()
     newly_failed = [p for p, _ in todo if p in failed]
     if newly_failed:
         warnings.warn(f"decoded cache {directory}: {len(newly_failed)} file(s) could not be decoded and are read "
-                      f"from the source instead ({newly_failed[:3]}); see {META_FILE}.", RuntimeWarning, stacklevel=2)
+                      f"from the source instead ({newly_failed[:3]}); see {META_FILE}.", RuntimeWarning, stacklevel=3)
     if progress:
         print(f"decoded cache {directory}: {len(rows)} clips, {end / sample_rate / 3600:.2f} h at {sample_rate} Hz "
               f"({len(todo)} decoded now in {time.perf_counter() - started:.1f} s, {len(failed)} failed)",

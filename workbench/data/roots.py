@@ -1,7 +1,7 @@
 """Where a data set lives: explicit root > ``$WORKBENCH_DATA/<data set>`` > embedded copy.
 
 The embedded copy is the benchmark the workbench renders itself
-(:mod:`workbench.data.render`), cached under ``$WORKBENCH_CACHE`` (default
+(:mod:`workbench.data.embedded`), cached under ``$WORKBENCH_CACHE`` (default
 ``~/.cache/workbench``) and rendered on first use.  Its scale and seed come from
 ``$WORKBENCH_EMBEDDED_SCALE`` / ``$WORKBENCH_EMBEDDED_SEED`` (defaults ``demo`` / 0).
 """
@@ -13,9 +13,11 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-__all__ = ["DataRoot", "EMBEDDED_DATASETS", "cache_dir", "embedded_dir", "resolve_root"]
+from . import embedded
+from .embedded import EMBEDDED_DATASETS
 
-EMBEDDED_DATASETS = ("nsynth", "giantsteps", "mtat", "fma_medium")
+__all__ = ["DataRoot", "EMBEDDED_DATASETS", "cache_dir", "embedded_dir", "embedded_path", "resolve_root"]
+
 DEFAULT_EMBEDDED_SCALE = "demo"
 DEFAULT_EMBEDDED_SEED = 0
 
@@ -36,14 +38,23 @@ def cache_dir() -> Path:
     return Path(os.environ.get("WORKBENCH_CACHE", Path.home() / ".cache" / "workbench")).expanduser()
 
 
-def embedded_dir(scale: str | None = None, seed: int | None = None) -> Path:
-    """Folder of the embedded benchmark for ``scale``/``seed``, rendered if missing."""
-    from . import render
-
+def _embedded_choice(scale: str | None, seed: int | None) -> tuple[str, int]:
     scale = scale or os.environ.get("WORKBENCH_EMBEDDED_SCALE", DEFAULT_EMBEDDED_SCALE)
     seed = int(seed if seed is not None else os.environ.get("WORKBENCH_EMBEDDED_SEED", DEFAULT_EMBEDDED_SEED))
-    out = cache_dir() / "embedded" / f"{scale}-seed{seed}-v{render.GENERATOR_VERSION}"
-    return render.ensure_rendered(out, scale=scale, seed=seed)
+    return scale, seed
+
+
+def embedded_path(scale: str | None = None, seed: int | None = None) -> Path:
+    """Where the embedded benchmark of ``scale``/``seed`` is cached (rendered or not):
+    ``$WORKBENCH_CACHE/embedded/<scale>-seed<seed>-v<generator version>``."""
+    scale, seed = _embedded_choice(scale, seed)
+    return cache_dir() / "embedded" / embedded.folder_name(scale, seed)
+
+
+def embedded_dir(scale: str | None = None, seed: int | None = None) -> Path:
+    """Folder of the embedded benchmark for ``scale``/``seed``, rendered if missing."""
+    scale, seed = _embedded_choice(scale, seed)
+    return embedded.ensure_rendered(embedded_path(scale, seed), scale=scale, seed=seed)
 
 
 def _is_synthetic(path: Path) -> bool:

@@ -8,23 +8,27 @@ rebuilds it with :func:`build_encoder`).
 Names (:data:`ENCODERS`): ``"samplecnn"``, ``"samplecnn_demo"``, ``"tunep"``, ``"cola"``.
 Named configurations (:data:`ENCODER_PRESETS`) are accepted by :func:`build_encoder` too.
 
-Checkpoint formats read by :func:`load_encoder` (always with ``torch.load(...,
-weights_only=True)`` unless told otherwise):
+Checkpoint formats read by :func:`load_encoder` / :func:`load_pretrained`, detected from
+their keys by :func:`workbench.models.layouts.detect_layout` (always read with
+``torch.load(..., weights_only=True)``, see :mod:`workbench.models.serialization`):
 
 (a) our Lightning checkpoints: ``{"hyper_parameters": {"config": {"encoder": {"name": str,
     **kwargs}, ...}}, "state_dict": {"encoder.<param>": tensor, "head.<param>": ..., ...}}``
-    (keys outside ``encoder.`` are ignored);
+    (other keys are ignored; ``head.*`` is the projection head);
 (b) an encoder file written by :func:`save_encoder`: ``{"encoder": {"name": str, **kwargs},
-    "state_dict": {<param>: tensor}, "meta": {...}}``; or a bare encoder state dict saved
-    as ``X.pt`` with a JSON side file ``X.json`` holding ``{"encoder": {"name": ..., ...}}``.
+    "state_dict": {<param>: tensor}, "meta": {...}}``, or its ``.safetensors`` form; or a
+    bare encoder state dict saved as ``X.pt`` with a JSON side file ``X.json`` holding
+    ``{"encoder": {"name": ..., ...}}``;
+(c) the official CLMR and SemiSupCon checkpoints (Lightning checkpoints, CLMR's SimCLR
+    state dicts, bare official SampleCNN state dicts), no side file needed: see
+    :mod:`workbench.models.layouts` for the key layouts and the architecture mapping.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import pickle
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +36,7 @@ import torch
 import torch.nn as nn
 
 from .heads import ClassifierHead, ProjectionHead
+from .layouts import ENCODER_PREFIX, HEAD_PREFIX, LAYOUTS, Parsed, detect_layout, head_config, parse
 from .samplecnn import (
     DEMO_CHANNELS,
     DEMO_CLIP_SAMPLES,
@@ -43,6 +48,7 @@ from .samplecnn import (
     SEMISUPCON_CLIP_SAMPLES,
     SampleCNN,
 )
+from .serialization import SAFETENSORS_SUFFIX, read_safetensors, safe_torch_load, write_safetensors
 from .tunep import TUNePlus
 
 __all__ = [
@@ -51,15 +57,22 @@ __all__ = [
     "build_encoder",
     "encoder_config",
     "load_encoder",
+    "load_pretrained",
+    "Pretrained",
     "save_encoder",
+    "detect_layout",
+    "LAYOUTS",
+    "ENCODER_FILE_FORMATS",
     "SampleCNN",
     "TUNePlus",
     "ProjectionHead",
     "ClassifierHead",
 ]
 
-#: Prefix of encoder parameters inside our Lightning module's state dict.
-ENCODER_PREFIX = "encoder."
+#: File formats written by :func:`save_encoder`.
+ENCODER_FILE_FORMATS = ("torch", "safetensors")
+#: ``format`` entry of the metadata header of workbench safetensors encoder files.
+SAFETENSORS_FORMAT_TAG = "workbench-encoder"
 #: Prefix added by ``torch.compile`` wrappers.
 COMPILE_PREFIX = "_orig_mod."
 
@@ -143,65 +156,110 @@ def _meta(encoder: nn.Module, source: str) -> dict[str, Any]:
     }
 
 
-def save_encoder(encoder: nn.Module, path: str | os.PathLike, **meta: Any) -> Path:
-    """Write format (b): ``{"encoder": config, "state_dict": ..., "meta": meta}``.
+def save_encoder(encoder: nn.Module, path: str | os.PathLike, head: nn.Module | None = None,
+                 format: str | None = None, **meta: Any) -> Path:
+    """Write an encoder (and optionally its projection head) to ``path``.
 
-    ``meta`` must hold plain types (str, numbers, lists, dicts) so that the file loads
-    with ``weights_only=True``.
+    ``format`` is ``"torch"`` (format (b): ``{"encoder": config, "state_dict": ...,
+    "meta": meta}``, plus ``"head"``/``"head_state_dict"`` when a head is given) or
+    ``"safetensors"`` (tensors ``encoder.*``/``head.*``; the configuration, head arguments
+    and ``meta`` as JSON in the file's metadata header, no pickle).  By default it follows
+    the suffix: ``.safetensors`` -> safetensors, anything else -> torch.  ``meta`` must hold
+    plain types (str, numbers, lists, dicts).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = format or ("safetensors" if path.suffix == SAFETENSORS_SUFFIX else "torch")
+    if fmt not in ENCODER_FILE_FORMATS:
+        raise ValueError(f"save_encoder: format must be one of {ENCODER_FILE_FORMATS}; got {fmt!r}.")
     state = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
-    torch.save({"encoder": encoder_config(encoder), "state_dict": state, "meta": dict(meta)}, path)
+    head_state = None if head is None else {k: v.detach().cpu() for k, v in head.state_dict().items()}
+    if fmt == "safetensors":
+        tensors = {f"{ENCODER_PREFIX}{k}": v for k, v in state.items()}
+        if head_state:
+            tensors.update({f"{HEAD_PREFIX}{k}": v for k, v in head_state.items()})
+        header = {"format": SAFETENSORS_FORMAT_TAG, "encoder": encoder_config(encoder), "meta": dict(meta)}
+        if head_state:
+            header["head"] = head_config(head_state)
+        return write_safetensors(path, tensors, header)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    obj: dict[str, Any] = {"encoder": encoder_config(encoder), "state_dict": state, "meta": dict(meta)}
+    if head_state:
+        obj["head"], obj["head_state_dict"] = head_config(head_state), head_state
+    torch.save(obj, path)
     return path
 
 
-def _strip(state: Mapping[str, Any], prefix: str) -> dict[str, Any]:
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+@dataclass
+class Pretrained:
+    """A loaded checkpoint: ``encoder`` (eval mode), ``head`` (``ProjectionHead`` or None), ``meta``."""
+
+    encoder: nn.Module
+    head: nn.Module | None
+    meta: dict[str, Any]
 
 
-def _is_state_dict(obj: Any) -> bool:
-    return isinstance(obj, Mapping) and len(obj) > 0 and all(isinstance(v, torch.Tensor) for v in obj.values())
+def _read(path_or_state: str | os.PathLike | Mapping[str, Any], map_location: Any,
+          weights_only: bool) -> tuple[Parsed, dict[str, Any]]:
+    if not isinstance(path_or_state, (str, os.PathLike)):
+        return parse(path_or_state, None, "(in-memory dict)"), {}
+    path = Path(path_or_state)
+    if not path.is_file():
+        raise FileNotFoundError(f"load_encoder: no checkpoint file at {path}.")
+    if path.suffix == SAFETENSORS_SUFFIX:
+        tensors, header = read_safetensors(path, map_location)
+        if header.get("format") != SAFETENSORS_FORMAT_TAG:
+            # an official-layout state dict stored as safetensors (e.g. a converted CLMR file)
+            return parse(tensors, None, str(path)), {"safetensors": True}
+        cfg = _encoder_cfg_safetensors(header.get("encoder"), path)
+        head = {k[len(HEAD_PREFIX):]: v for k, v in tensors.items() if k.startswith(HEAD_PREFIX)}
+        enc = {k[len(ENCODER_PREFIX):]: v for k, v in tensors.items() if k.startswith(ENCODER_PREFIX)}
+        return Parsed(cfg, enc, "workbench-safetensors", "safetensors", head_state=head or None,
+                      extra={"file_meta": header.get("meta", {})}), {"safetensors": True}
+    if weights_only:
+        obj, info = safe_torch_load(path, map_location)
+    else:  # the caller's explicit opt-in (kept for compatibility); the workbench never passes it
+        obj, info = torch.load(path, map_location=map_location, weights_only=weights_only), {}
+    return parse(obj, path.with_suffix(".json"), str(path)), info
 
 
-def _encoder_cfg(cfg: Any, where: str) -> dict[str, Any]:
+def _encoder_cfg_safetensors(cfg: Any, path: Path) -> dict[str, Any]:
     if not isinstance(cfg, Mapping) or not isinstance(cfg.get("name"), str):
-        raise ValueError(
-            f"load_encoder: {where} must be a dict {{'name': <encoder>, **kwargs}} naming one of "
-            f"{sorted(ENCODERS)}; got {cfg!r}."
-        )
+        raise ValueError(f"load_encoder: {path} has no 'encoder' configuration in its safetensors metadata; "
+                         "write it with workbench.models.save_encoder(..., format='safetensors').")
     return dict(cfg)
 
 
-def _parse(obj: Any, sidecar: Path | None) -> tuple[dict[str, Any], dict[str, Any], str]:
-    """Return (encoder config, encoder state dict, source kind) from a loaded object."""
-    if isinstance(obj, Mapping) and "state_dict" in obj and "hyper_parameters" in obj:
-        hp = obj["hyper_parameters"]
-        config = hp.get("config", hp) if isinstance(hp, Mapping) else None
-        enc = config.get("encoder") if isinstance(config, Mapping) else None
-        cfg = _encoder_cfg(enc, "hyper_parameters['config']['encoder'] of the Lightning checkpoint")
-        state = _strip(obj["state_dict"], ENCODER_PREFIX)
-        if not state:
-            raise ValueError(
-                f"load_encoder: the Lightning checkpoint has no '{ENCODER_PREFIX}*' keys in its state_dict; "
-                "was the encoder stored under another attribute name?"
-            )
-        return cfg, state, "lightning"
-    if isinstance(obj, Mapping) and "state_dict" in obj and ("encoder" in obj or "encoder" in obj.get("meta", {})):
-        enc = obj.get("encoder", obj.get("meta", {}).get("encoder"))
-        return _encoder_cfg(enc, "the 'encoder' entry"), dict(obj["state_dict"]), "encoder"
-    if _is_state_dict(obj):
-        if sidecar is None or not sidecar.exists():
-            raise ValueError(
-                "load_encoder: got a bare state dict without metadata; save it with a JSON side file "
-                "'<name>.json' holding {\"encoder\": {\"name\": ..., ...}}, or use save_encoder()."
-            )
-        meta = json.loads(sidecar.read_text())
-        return _encoder_cfg(meta.get("encoder"), f"'encoder' in {sidecar}"), dict(obj), "state_dict+json"
-    raise ValueError(
-        "load_encoder: unrecognised checkpoint; expected a Lightning checkpoint with "
-        "hyper_parameters.config.encoder, a save_encoder() file, or a state dict with a JSON side file."
-    )
+def load_pretrained(
+    path_or_state: str | os.PathLike | Mapping[str, Any],
+    map_location: str | torch.device = "cpu",
+    weights_only: bool = True,
+) -> Pretrained:
+    """Rebuild the encoder (eval mode) and, where the file has one, the projection head.
+
+    Reads every layout of :data:`workbench.models.layouts.LAYOUTS` (detected from the
+    keys; workbench, CLMR and SemiSupCon checkpoints) and ``.safetensors`` files.
+    ``meta`` holds ``name, sample_rate, clip_samples, out_dim, config, source, layout,
+    projection_head`` (head arguments or None) and ``opaque_globals`` (non-tensor objects
+    of the file replaced by inert stand-ins, see ``workbench.models.serialization``).
+    """
+    parsed, info = _read(path_or_state, map_location, weights_only)
+    state = {(k[len(COMPILE_PREFIX):] if k.startswith(COMPILE_PREFIX) else k): v for k, v in parsed.state.items()}
+    cfg = dict(parsed.config)
+    name = cfg.pop("name")
+    encoder = build_encoder(name, **cfg)
+    encoder.load_state_dict(state)
+    encoder.to(map_location).eval()
+    head = None
+    head_args = None
+    if parsed.head_state:
+        head_args = head_config(parsed.head_state)
+        head = ProjectionHead(**head_args)
+        head.load_state_dict(parsed.head_state)
+        head.to(map_location).eval()
+    meta = _meta(encoder, parsed.source)
+    meta.update(layout=parsed.layout, projection_head=head_args,
+                opaque_globals=list(info.get("opaque_globals", [])), **parsed.extra)
+    return Pretrained(encoder, head, meta)
 
 
 def load_encoder(
@@ -213,28 +271,10 @@ def load_encoder(
 
     ``path_or_state`` is a checkpoint path or an already loaded dict (see the module
     docstring for the formats).  ``meta`` holds ``name, sample_rate, clip_samples,
-    out_dim, config, source``.  Files are read with ``torch.load(weights_only=True)``;
-    pass ``weights_only=False`` only for checkpoints you trust that hold other objects.
+    out_dim, config, source, layout, projection_head``; :func:`load_pretrained` also
+    returns the projection head.  Files are read with ``torch.load(weights_only=True)``
+    (Lightning checkpoints' non-tensor parts become inert stand-ins, never code); pass
+    ``weights_only=False`` only for checkpoints you trust.
     """
-    sidecar = None
-    if isinstance(path_or_state, (str, os.PathLike)):
-        path = Path(path_or_state)
-        if not path.is_file():
-            raise FileNotFoundError(f"load_encoder: no checkpoint file at {path}.")
-        sidecar = path.with_suffix(".json")
-        try:
-            obj = torch.load(path, map_location=map_location, weights_only=weights_only)
-        except pickle.UnpicklingError as err:
-            raise ValueError(
-                f"load_encoder: {path} holds objects that weights_only=True refuses ({err}); if you "
-                "trust the file, call load_encoder(path, weights_only=False)."
-            ) from err
-    else:
-        obj = path_or_state
-    cfg, state, source = _parse(obj, sidecar)
-    state = {(k[len(COMPILE_PREFIX):] if k.startswith(COMPILE_PREFIX) else k): v for k, v in state.items()}
-    name = cfg.pop("name")
-    encoder = build_encoder(name, **cfg)
-    encoder.load_state_dict(state)
-    encoder.to(map_location).eval()
-    return encoder, _meta(encoder, source)
+    loaded = load_pretrained(path_or_state, map_location=map_location, weights_only=weights_only)
+    return loaded.encoder, loaded.meta

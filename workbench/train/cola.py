@@ -28,9 +28,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import torch
@@ -41,50 +39,29 @@ from torch.utils.data import DataLoader
 
 from .. import runs
 from ..augment import build_chain
-from ..config import ConfigError
-from ..data.msa import (DEFAULT_MASK_BANDS, DEFAULT_MASK_FRAMES, DEFAULT_MAX_SHIFT_S, DEFAULT_MIN_SHIFT_S,
-                        DEFAULT_SILENCE_DB, DEFAULT_STEM_TRIES, PAIRS, SILENCE_MODES, STEM_SAMPLING,
-                        MSABatchSampler, MSAPairDataset, MSAPool, stem_pool)
+from ..config import (BILINEAR_INIT_STD, COLA_SCALES, COLA_TEMPERATURE, HEADS, COLAConfig,  # noqa: F401
+                      ConfigError, load_cola_config, resolve_cola_config)
+from ..data.msa import MSABatchSampler, MSAPairDataset, MSAPool, stem_pool
 from ..data.views import CachedReader, FileReader
 from ..distributed import gather
 from ..losses import bilinear_contrastive_loss, msa_candidates, msa_contrastive_loss
-from ..models import ENCODER_PRESETS, ENCODERS, build_encoder
+from ..models import build_encoder
 from ..models.cola import BilinearSimilarity
+# scale constants live in workbench.scales; these names stay importable from here
+from ..scales import COLA_CLIP_SAMPLES, COLA_SAMPLE_RATE  # noqa: F401
+from ..scales import COLA_DEMO_CLIP_SAMPLES as DEMO_CLIP_SAMPLES, COLA_DEMO_ENCODER as DEMO_ENCODER  # noqa: F401
+from ..scales import COLA_LR_GAMMA as LR_GAMMA, COLA_PAPER_BATCH as PAPER_BATCH  # noqa: F401
+from ..scales import COLA_PAPER_LR as PAPER_LR, COLA_PAPER_LR_MILESTONE as PAPER_LR_MILESTONE  # noqa: F401
+from ..scales import COLA_PAPER_STEPS as PAPER_STEPS  # noqa: F401
+from ..scales import COLA_SMOKE_CLIP_SAMPLES as SMOKE_CLIP_SAMPLES, COLA_SMOKE_ENCODER as SMOKE_ENCODER  # noqa: F401
 from .pretrain import NonFiniteLossError, _merge_metrics, _step_of, build_trainer
 
 __all__ = ["COLAConfig", "COLA_SCALES", "HEADS", "COLAModule", "NonFiniteLossError", "build_msa_dataloader",
            "load_cola_config", "projection_head", "random_init_checkpoint", "resolve_cola_config", "train_cola",
            "main"]
 
-#: COLA/MSA audio: 16 kHz, 1 s training segments.
-COLA_SAMPLE_RATE = 16000
-COLA_CLIP_SAMPLES = COLA_SAMPLE_RATE  # 1 s
-#: Smoke scale: 0.25 s crops, 32 mel bands, 20 ms hop (EfficientNet-B0 still sees a 32 x 13 image).
-SMOKE_CLIP_SAMPLES = COLA_SAMPLE_RATE // 4
-SMOKE_ENCODER = {"name": "cola", "n_mels": 32, "hop_s": 0.02, "out_dim": 32}
-#: Demo scale: 0.5 s crops and 32 mel bands (10 ms hop): a 32 x 51 image, ~10x cheaper than the
-#: paper's 64 x 101 on a CPU; the rest of the recipe is the paper's.
-DEMO_CLIP_SAMPLES = COLA_SAMPLE_RATE // 2
-DEMO_ENCODER = {"name": "cola", "n_mels": 32}
-#: COLA uses no temperature (the bilinear scores are used as logits): the original COLA recipe
-#: (head="cola", normalize=False, bilinear_init_std=0.05, temperature=1).
-COLA_TEMPERATURE = 1.0
-#: Our default on L2-normalised projections (identity-initialised W): the cosine scale of
-#: NT-Xent.  The poster gives no temperature (docs/method.md, departures).
-MSA_TEMPERATURE = 0.1
 #: Batches run (no gradient) to set BatchNorm statistics of a random-init reference checkpoint.
 CALIBRATION_BATCHES = 16
-#: MSA: Adam lr 1e-3, halved at 5 000 of 10 000 steps, batch 128.
-PAPER_LR = 1e-3
-PAPER_STEPS = 10_000
-PAPER_BATCH = 128
-PAPER_LR_MILESTONE = 5_000
-LR_GAMMA = 0.5
-#: Heads between the encoder output and the bilinear similarity (:func:`projection_head`).
-HEADS = ("cola", "msa", "linear")
-#: COLA's bilinear weight initialiser: Keras ``random_normal`` (mean 0, std 0.05).
-BILINEAR_INIT_STD = 0.05
-
 
 def projection_head(kind: str, in_dim: int, out_dim: int | None = None) -> nn.Module:
     """The head ``kind`` (:data:`HEADS`) from the encoder output to the similarity space.
@@ -105,217 +82,6 @@ def projection_head(kind: str, in_dim: int, out_dim: int | None = None) -> nn.Mo
     if kind == "linear":
         return nn.Linear(in_dim, out_dim)
     raise ValueError(f"projection_head: unknown head {kind!r}; choose one of {HEADS}.")
-
-
-@dataclass
-class COLAConfig:
-    """Configuration of a COLA-MSA pretraining run (every field can be overridden)."""
-
-    name: str = "cola-msa"
-    scale: str = "demo"
-    # data
-    pool: str = "fma_medium"  # any unlabelled task whose manifest has stems
-    pool_root: str | None = None
-    pool_splits: list = field(default_factory=lambda: ["train"])
-    stems: list | None = None  # restrict to these stem names (e.g. ["drums"]); None = all
-    pairs: str = "source"  # positive: "source" (MSA), "mix" (COLA: a second mix crop), "mask" (random soft mask)
-    stem_sampling: str = "batch"  # "batch": one stem per batch (poster: homogeneity); "example": a stem per pair
-    sample_rate: int = COLA_SAMPLE_RATE
-    clip_samples: int = COLA_CLIP_SAMPLES
-    min_shift_s: float = DEFAULT_MIN_SHIFT_S
-    max_shift_s: float = DEFAULT_MAX_SHIFT_S  # the stem crop starts within ± this of the mix crop
-    time_shift: bool = True  # False: the positive crop is aligned with the mix crop (ablation)
-    silence_db: float | None = DEFAULT_SILENCE_DB  # stem crops below this RMS (dBFS) are silent
-    silence: str = "replace"  # silent stem crops: "replace" (zeros, poster), "skip" (redraw), "keep"
-    stem_tries: int = DEFAULT_STEM_TRIES
-    mask_bands: int = DEFAULT_MASK_BANDS  # random soft masks (pairs="mask"): frequency bands ...
-    mask_frames: int = DEFAULT_MASK_FRAMES  # ... x time cells of the uniform mask grid
-    # model
-    encoder: dict = field(default_factory=lambda: {"name": "cola"})
-    head: str = "linear"  # "linear" (poster: linear projections), "msa", "cola" (COLA's LayerNorm + tanh)
-    proj_dim: int | None = None  # similarity space size (None: the encoder's out_dim; "cola" head: None)
-    normalize: bool = True  # L2-normalise the projections before the bilinear similarity
-    bilinear_init_std: float | None = None  # None: W = identity; COLA: W ~ N(0, 0.05²)
-    temperature: float = MSA_TEMPERATURE
-    centroid: bool = True  # silent positives enter the loss as their centroid (poster); False: each one
-    # augmentation (none in MSA: the pair itself is the view)
-    augment: str | None = None  # an augment.PRESETS name, applied to mix and stem crops on the device
-    severity: float = 1.0
-    # optimisation
-    batch_size: int = 64  # pairs per device per step
-    steps: int = 600
-    lr: float = PAPER_LR
-    lr_milestones: list = field(default_factory=list)  # steps at which lr is multiplied by lr_gamma
-    lr_gamma: float = LR_GAMMA
-    weight_decay: float = 0.0
-    grad_clip: float | None = None
-    precision: str = "auto"
-    # hardware
-    accelerator: str = "auto"
-    devices: int | str = 1
-    num_nodes: int = 1
-    strategy: str = "auto"
-    sync_batchnorm: bool = False
-    num_workers: int = 2
-    compile: bool = False
-    # bookkeeping
-    seed: int = 0
-    log_every: int = 10
-    checkpoint_every: int = 100
-    runs_dir: str = "runs"
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
-
-    def validate(self) -> "COLAConfig":
-        """Check every field; raise :class:`ConfigError` naming the field and the allowed values."""
-        from ..augment import PRESETS
-        from ..data.tasks import TASKS
-
-        def bad(name: str, why: str) -> ConfigError:
-            return ConfigError(f"invalid {name}={getattr(self, name)!r}: {why}")
-
-        if self.scale not in COLA_SCALES:
-            raise bad("scale", f"choose one of {sorted(COLA_SCALES)}")
-        if self.pool not in TASKS:
-            import difflib
-
-            close = difflib.get_close_matches(str(self.pool), TASKS, n=3)
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise bad("pool", f"unknown task{hint}; known: {', '.join(sorted(TASKS))}")
-        if TASKS[self.pool].kind != "unlabeled":
-            unl = sorted(n for n, t in TASKS.items() if t.kind == "unlabeled")
-            raise bad("pool", f"MSA pretrains on an unlabelled pool with stems; choose one of {unl}")
-        if not isinstance(self.pool_splits, (list, tuple)) or not self.pool_splits or \
-                not set(self.pool_splits) <= {"train", "valid", "test"}:
-            raise bad("pool_splits", "a non-empty list drawn from ['train', 'valid', 'test']")
-        if self.stems is not None and (not isinstance(self.stems, (list, tuple)) or not self.stems
-                                       or not all(isinstance(s, str) for s in self.stems)):
-            raise bad("stems", "None (all stems) or a non-empty list of stem names, e.g. ['drums', 'bass']")
-        if self.stem_sampling not in STEM_SAMPLING:
-            raise bad("stem_sampling", f"choose one of {list(STEM_SAMPLING)}")
-        if self.pairs not in PAIRS:
-            raise bad("pairs", f"choose one of {list(PAIRS)} (source: MSA, mix: COLA, mask: random soft masking)")
-        if self.silence not in SILENCE_MODES:
-            raise bad("silence", f"choose one of {list(SILENCE_MODES)} (replace: poster, skip: redraw)")
-        for key in ("time_shift", "normalize", "centroid"):
-            if not isinstance(getattr(self, key), bool):
-                raise bad(key, "true or false")
-        if self.pairs == "mix" and not self.time_shift:
-            raise bad("time_shift", "pairs='mix' without a shift makes the two crops identical")
-        if self.proj_dim is not None and (isinstance(self.proj_dim, bool) or not isinstance(self.proj_dim, int)
-                                          or self.proj_dim < 1):
-            raise bad("proj_dim", "None (the encoder's out_dim) or a positive integer")
-        if self.head == "cola" and self.proj_dim is not None:
-            raise bad("proj_dim", "the 'cola' head (LayerNorm + tanh) keeps the encoder's out_dim: set proj_dim=None "
-                                  "or head='msa' (Linear + LayerNorm + tanh)")
-        if self.bilinear_init_std is not None and not self.bilinear_init_std > 0:
-            raise bad("bilinear_init_std", "None (identity W) or a positive standard deviation")
-        for key in ("batch_size", "steps", "sample_rate", "clip_samples", "log_every",
-                    "checkpoint_every", "stem_tries", "mask_bands", "mask_frames"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise bad(key, "must be a positive integer")
-        if self.batch_size < 2:
-            raise bad("batch_size", "in-batch negatives need at least 2 pairs per batch")
-        if self.min_shift_s < 0 or self.max_shift_s < self.min_shift_s:
-            raise ConfigError(f"invalid min_shift_s={self.min_shift_s!r}, max_shift_s={self.max_shift_s!r}: "
-                              "need 0 <= min_shift_s <= max_shift_s (seconds)")
-        if self.silence_db is not None and not isinstance(self.silence_db, (int, float)):
-            raise bad("silence_db", "a level in dBFS (e.g. -50) or None to accept silent stem crops")
-        if self.head not in HEADS:
-            raise bad("head", f"choose one of {list(HEADS)}")
-        if self.temperature <= 0:
-            raise bad("temperature", "must be > 0")
-        if self.lr <= 0:
-            raise bad("lr", "must be > 0")
-        if self.weight_decay < 0:
-            raise bad("weight_decay", "must be >= 0")
-        if not isinstance(self.lr_milestones, (list, tuple)) or \
-                any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in self.lr_milestones):
-            raise bad("lr_milestones", "a list of positive step numbers, e.g. [5000]")
-        if not 0 < self.lr_gamma <= 1:
-            raise bad("lr_gamma", "must be in (0, 1]")
-        if self.augment is not None and self.augment not in PRESETS:
-            raise bad("augment", f"None (MSA) or one of {sorted(PRESETS)}")
-        if self.severity < 0:
-            raise bad("severity", "must be >= 0")
-        if self.grad_clip is not None and self.grad_clip <= 0:
-            raise bad("grad_clip", "None or > 0")
-        if not isinstance(self.encoder, dict) or "name" not in self.encoder:
-            raise bad("encoder", "a dict with at least a 'name' (see workbench.models.ENCODERS)")
-        if self.encoder["name"] not in ENCODERS and self.encoder["name"] not in ENCODER_PRESETS:
-            raise bad("encoder", f"unknown encoder name; choose from {sorted(ENCODERS)} or "
-                                 f"{sorted(ENCODER_PRESETS)}")
-        for key in ("sample_rate", "clip_samples"):
-            if key in self.encoder and int(self.encoder[key]) != int(getattr(self, key)):
-                raise ConfigError(f"invalid encoder[{key!r}]={self.encoder[key]!r}: the encoder must run at the "
-                                  f"data's {key}={getattr(self, key)}; drop it from encoder= or set {key}=")
-        return self
-
-
-#: Scale defaults.  ``smoke``: seconds on a CPU (tests); ``demo``: minutes on a laptop with
-#: the embedded benchmark; ``paper``: the MSA paper's setup on a GPU.
-COLA_SCALES: dict[str, dict[str, Any]] = {
-    "smoke": dict(
-        sample_rate=COLA_SAMPLE_RATE, clip_samples=SMOKE_CLIP_SAMPLES, encoder=dict(SMOKE_ENCODER),
-        max_shift_s=1.0, batch_size=4, steps=4, lr=PAPER_LR, log_every=1, checkpoint_every=2, num_workers=0,
-    ),
-    "demo": dict(
-        sample_rate=COLA_SAMPLE_RATE, clip_samples=DEMO_CLIP_SAMPLES, encoder=dict(DEMO_ENCODER),
-        max_shift_s=DEFAULT_MAX_SHIFT_S, batch_size=32, steps=400, lr=PAPER_LR,
-        lr_milestones=[200], log_every=10, checkpoint_every=100, num_workers=2,
-    ),
-    "paper": dict(
-        sample_rate=COLA_SAMPLE_RATE, clip_samples=COLA_CLIP_SAMPLES, encoder={"name": "cola"},
-        max_shift_s=DEFAULT_MAX_SHIFT_S, batch_size=PAPER_BATCH, steps=PAPER_STEPS,
-        lr=PAPER_LR, lr_milestones=[PAPER_LR_MILESTONE], lr_gamma=LR_GAMMA, log_every=50, checkpoint_every=1_000,
-        num_workers=8,
-    ),
-}
-
-
-def resolve_cola_config(scale: str = "demo", **overrides: Any) -> COLAConfig:
-    """Dataclass defaults < scale < overrides, then validated.
-
-    The encoder dict records the sample rate and clip length it is trained at (read back
-    by :func:`workbench.models.load_encoder` and :func:`workbench.embed.extract`).
-    """
-    if scale not in COLA_SCALES:
-        raise ConfigError(f"invalid scale={scale!r}: choose one of {sorted(COLA_SCALES)}")
-    known = {f.name for f in dataclasses.fields(COLAConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        import difflib
-
-        hints = []
-        for u in unknown:
-            close = difflib.get_close_matches(u, known, n=1)
-            hints.append(f"{u} (did you mean {close[0]}?)" if close else u)
-        raise ConfigError(f"unknown COLA config field(s): {', '.join(hints)}")
-    values: dict[str, Any] = {**COLA_SCALES[scale], **overrides, "scale": scale}
-    values["encoder"] = {**values.get("encoder", {"name": "cola"})}
-    sample_rate = values.get("sample_rate", COLA_SAMPLE_RATE)
-    clip_samples = values.get("clip_samples", COLA_CLIP_SAMPLES)
-    values["encoder"].setdefault("sample_rate", sample_rate)
-    values["encoder"].setdefault("clip_samples", clip_samples)
-    if "name" not in overrides:
-        targeted = values.get("stems")
-        values["name"] = "cola-msa" if not targeted else f"cola-msa-{'+'.join(targeted)}"
-    return COLAConfig(**values).validate()
-
-
-def load_cola_config(path: str | Path) -> COLAConfig:
-    """Read a saved ``config.yaml`` back (unknown keys are an error)."""
-    data = yaml.safe_load(Path(path).read_text())
-    known = {f.name for f in dataclasses.fields(COLAConfig)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"{path}: unknown COLA config field(s) {unknown}; was it written by another version?")
-    return COLAConfig(**data).validate()
 
 
 # --------------------------------------------------------------------------- module

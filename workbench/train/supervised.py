@@ -16,7 +16,6 @@ import argparse
 import dataclasses
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
@@ -30,7 +29,8 @@ from torch.utils.data import DataLoader, Dataset
 from .. import data, runs
 from ..audio import AudioError
 from ..augment import build_chain
-from ..config import DEMO_CLIP_SAMPLES, DEMO_SAMPLE_RATE, SCALES, SEMISUPCON_CLIP_SAMPLES, PAPER_SAMPLE_RATE
+from ..config import SupervisedConfig
+from ..scales import SCALE_NAMES
 from ..data.views import FileReader
 from ..embed import segment_mean, target_array
 from ..models import build_encoder
@@ -40,45 +40,6 @@ __all__ = ["SupervisedConfig", "SupervisedModule", "train_supervised", "task_los
 
 #: Deterministic validation crops: this many evenly spaced crops per validation track.
 VALID_CROPS_PER_TRACK = 2
-
-
-@dataclass
-class SupervisedConfig:
-    task: str = "nsynth_pitch"
-    root: str | None = None
-    scale: str = "demo"
-    name: str | None = None
-    encoder: dict = field(default_factory=lambda: {"name": "samplecnn_demo"})
-    sample_rate: int = DEMO_SAMPLE_RATE
-    clip_samples: int = DEMO_CLIP_SAMPLES
-    hidden: int | None = None  # None: linear head on the encoder output
-    dropout: float = 0.1
-    preset: str | None = None  # augmentation during training (None: none, as the paper's baseline)
-    batch_size: int = 48
-    max_steps: int = 600
-    val_every: int = 50
-    patience: int = 5  # validations without improvement
-    lr: float = 3e-4
-    seed: int = 0
-    num_workers: int = 2
-    runs_dir: str = "runs"
-
-    @classmethod
-    def for_scale(cls, scale: str, **overrides) -> "SupervisedConfig":
-        base = SCALES[scale]
-        defaults = {"scale": scale, "encoder": dict(base["encoder"]), "sample_rate": base["sample_rate"],
-                    "clip_samples": base["clip_samples"]}
-        if scale == "smoke":
-            defaults.update(batch_size=8, max_steps=4, val_every=2, num_workers=0)
-        if scale == "paper":
-            defaults.update(sample_rate=PAPER_SAMPLE_RATE, clip_samples=SEMISUPCON_CLIP_SAMPLES, batch_size=96,
-                            max_steps=100_000, val_every=1000, patience=10, num_workers=8)
-        defaults.update(overrides)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(defaults) - known)
-        if unknown:
-            raise ValueError(f"unknown supervised config field(s) {unknown}; known: {sorted(known)}")
-        return cls(**defaults)
 
 
 def task_loss(kind: str) -> nn.Module:
@@ -233,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="workbench supervised", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--task", required=True)
-    ap.add_argument("--scale", default="demo", choices=sorted(SCALES))
+    ap.add_argument("--scale", default="demo", choices=sorted(SCALE_NAMES))
     ap.add_argument("--root")
     ap.add_argument("overrides", nargs="*", help="key=value overrides of SupervisedConfig")
     args = ap.parse_args(argv)

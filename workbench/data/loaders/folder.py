@@ -7,7 +7,8 @@ or a root that *is* a CSV file (its folder is then the audio folder), with a hea
     path,label[,split]          label: one class (multiclass) or "a|b|c" (multilabel)
     path,labels[,split]         "labels": always multilabel ("" = no tag)
 
-``path`` is relative to the CSV's folder (or absolute).  ``split`` values: train,
+``path`` is relative to the CSV's folder (or absolute, inside that folder: a path that
+leads outside it, ``../x.wav`` or ``/etc/passwd``, is refused naming its line).  ``split`` values: train,
 valid (also validation/val), test; empty or absent -> a seeded hash split
 (:data:`SPLIT_FRACTIONS`, :data:`SPLIT_SEED`).  The kind is inferred: no CSV ->
 ``unlabeled`` (target None), a ``labels`` column or any ``|`` -> ``multilabel``,
@@ -134,12 +135,15 @@ def build(spec: Task, root: Path) -> tuple[pd.DataFrame, list[str]]:
     table, label_col = _read_labels(csv_path)
     kind = _kind_of(table, label_col)
     has_split = "split" in table.columns
-    rows, unlabeled, bad_split = [], [], []
+    rows, unlabeled, bad_split, outside = [], [], [], []
     for n, rec in enumerate(table.to_dict("records"), start=2):
         if not rec["path"]:
             continue
         p = Path(rec["path"]).expanduser()
         path = Path(os.path.normpath(p if p.is_absolute() else base / p))
+        if not path.is_relative_to(base):  # lexical: a symlinked sub-folder of the root stays allowed
+            outside.append(f"line {n}: {rec['path']!r}")
+            continue
         split = rec.get("split", "") if has_split else ""
         if split:
             split = SPLIT_ALIASES.get(split.lower())
@@ -155,6 +159,9 @@ def build(spec: Task, root: Path) -> tuple[pd.DataFrame, list[str]]:
             unlabeled.append(rec["path"])
             continue
         rows.append({"id": _rel_id(path, base), "path": str(path), "split": split or None, "labels": labels})
+    if outside:
+        raise ValueError(f"{DATASET}: {csv_path} names {len(outside)} path(s) outside its folder {base} "
+                         f"({', '.join(outside[:3])}); list only audio files under {base} (relative paths).")
     if bad_split:
         raise ValueError(f"{DATASET}: {csv_path} has unknown split value(s) ({bad_split[:3]}); use train, valid "
                          "or test (or leave the cell empty for a seeded split).")

@@ -60,6 +60,10 @@ def _load_examples(path: Path) -> tuple[dict, list[str]]:
     if not isinstance(data, dict):
         raise ValueError(f"{DATASET}: {path} must hold a JSON object note_str -> note fields, "
                          f"found {type(data).__name__}.")
+    if not data:
+        raise ValueError(f"{DATASET}: {path} holds no notes ({{}}), so its split would be silently empty. "
+                         "Re-extract the NSynth archive (or remove the split folder's examples.json "
+                         "and audio together).")
     # The hook also runs on inner objects; only top-level duplicates are note ids.
     return data, [d for d in duplicates if d in data]
 

@@ -1,0 +1,204 @@
+"""The claims runner: resume and skip, config-hash change, the per-cell lock, the report's
+schema (fake cell executor); one real smoke-scale cell end to end."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from workbench.claims import cells as C
+from workbench.claims import report, store
+from workbench.claims.registry import HEADLINE, PLANS, Claim, Condition, Part, build_grid, semi, ssl
+from workbench.claims.runner import Runner
+
+AUC = ("metric", "mtat_top50", "roc_auc")
+#: The value the fake executor reports for each recipe: SemiSupCon clearly above SSL.
+FAKE = {"ssl": [0.80, 0.81, 0.79], "semi-mtat_top50-p1-bs0.5": [0.90, 0.91, 0.92]}
+
+
+def _grid(seeds=(0, 1, 2)):
+    base, sup = ssl(), semi("mtat_top50")
+    claim = Claim("T3-tags", "Table 3", "MTAT support lifts MTAT tagging", {"ssl": 88.4, "support": 89.3},
+                  "table3", HEADLINE,
+                  [Part("mtat_top50 roc_auc", "greater", (Condition("SSL", (base,), AUC, seeds),
+                                                          Condition("support", (sup,), AUC, seeds)))])
+    return build_grid("smoke", claims=[claim], plan={**PLANS["smoke"], "headline_seeds": seeds})
+
+
+class FakeExecutor:
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, cell, scale, probe_seeds, *, device="cpu", results_dir=None):
+        self.calls.append(cell.id)
+        value = FAKE[cell.recipe.slug][cell.seed]
+        return {"metrics": {"mtat_top50": {"roc_auc": value}}, "probe_values": {"mtat_top50": {"roc_auc": [value]}},
+                "wall_s": 1.0, "cpu_s": 1.0, "synthetic": True}
+
+
+def _identity(version):
+    return lambda tasks: {"mtat": {"synthetic": True, "generator_version": version}}
+
+
+def test_resume_skips_finished_cells_and_a_changed_hash_recomputes(tmp_path):
+    grid = _grid()
+    cells = list(grid.cells.values())
+    assert [c.id for c in cells] == ["ssl-s0", "semi-mtat_top50-p1-bs0.5-s0", "ssl-s1",
+                                     "semi-mtat_top50-p1-bs0.5-s1", "ssl-s2", "semi-mtat_top50-p1-bs0.5-s2"]
+    fake = FakeExecutor()
+    logs = []
+    runner = Runner(grid, tmp_path, executor=fake, identity=_identity("1"), log=logs.append)
+    # a runner killed after two cells: only those two are on disk
+    first = runner.run(cells[:2])
+    assert first["ran"] == [c.id for c in cells[:2]]
+    stored = json.loads((tmp_path / "ssl-s0.json").read_text())
+    for key in ("hash", "spec_hash", "spec", "data", "code", "wall_s", "cpu_s", "metrics", "seed"):
+        assert key in stored
+    assert stored["data"] == {"mtat": {"synthetic": True, "generator_version": "1"}}
+    # the next run skips them and runs the rest
+    second = runner.run(cells)
+    assert second["skipped"] == [c.id for c in cells[:2]] and second["ran"] == [c.id for c in cells[2:]]
+    assert fake.calls == [c.id for c in cells]
+    assert Runner(grid, tmp_path, executor=fake, identity=_identity("1")).run(cells)["ran"] == []
+    # new data (another generator version): every cell's hash changes, each is recomputed and the log says so
+    logs.clear()
+    third = Runner(grid, tmp_path, executor=fake, identity=_identity("2"), log=logs.append).run(cells)
+    assert third["ran"] == [c.id for c in cells]
+    assert any("config hash changed" in line and "recomputing" in line for line in logs)
+
+
+def test_a_failing_cell_is_recorded_and_the_grid_goes_on(tmp_path):
+    grid = _grid()
+    fake = FakeExecutor()
+
+    def flaky(cell, *a, **kw):
+        if cell.id == "ssl-s1":
+            raise RuntimeError("out of memory")
+        return fake(cell, *a, **kw)
+
+    out = Runner(grid, tmp_path, executor=flaky, identity=_identity("1"), log=lambda s: None).run(
+        list(grid.cells.values()))
+    assert [c for c, _ in out["failed"]] == ["ssl-s1"] and len(out["ran"]) == 5
+    assert "out of memory" in (tmp_path / "failures" / "ssl-s1.txt").read_text()
+    assert not (tmp_path / "ssl-s1.json").exists()
+
+
+def test_two_runners_never_share_a_cell_and_can_share_a_grid(tmp_path):
+    grid = _grid()
+    cells = list(grid.cells.values())
+    seen = {}
+    fake = FakeExecutor()
+
+    def executor_a(cell, *a, **kw):
+        if cell.id == "ssl-s0":  # while A holds ssl-s0, B works the same grid
+            other = Runner(grid, tmp_path, executor=fake, identity=_identity("1"), log=lambda s: None)
+            seen["b"] = other.run(cells[:2])
+        return fake(cell, *a, **kw)
+
+    a = Runner(grid, tmp_path, executor=executor_a, identity=_identity("1"), log=lambda s: None).run(cells[:2])
+    assert seen["b"]["locked"] == ["ssl-s0"] and seen["b"]["ran"] == ["semi-mtat_top50-p1-bs0.5-s0"]
+    assert a["ran"] == ["ssl-s0"] and a["skipped"] == ["semi-mtat_top50-p1-bs0.5-s0"]  # B finished it
+    assert fake.calls.count("ssl-s0") == 1 and fake.calls.count("semi-mtat_top50-p1-bs0.5-s0") == 1
+    assert not list(tmp_path.glob("*.lock"))
+
+
+def test_a_stale_lock_is_taken_over_and_a_live_one_is_respected(tmp_path):
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        info = {"pid": sleeper.pid, "host": store.socket.gethostname(), "start": store._start_time(sleeper.pid),
+                "token": "x", "since": 0}
+        (tmp_path / "c1.lock").write_text(json.dumps(info))
+        with pytest.raises(store.LockHeld, match=f"pid {sleeper.pid}"):
+            store.CellLock(tmp_path, "c1").acquire()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    lock = store.CellLock(tmp_path, "c1").acquire()  # its owner is dead: stale
+    assert lock.took_over["pid"] == sleeper.pid
+    assert json.loads((tmp_path / "c1.lock").read_text())["pid"] == os.getpid()
+    lock.release()
+    assert not (tmp_path / "c1.lock").exists()
+    # a lock from another host is never broken
+    (tmp_path / "c2.lock").write_text(json.dumps({**info, "host": "elsewhere"}))
+    with pytest.raises(store.LockHeld):
+        store.CellLock(tmp_path, "c2").acquire()
+
+
+def test_report_schema_verdicts_and_pending(tmp_path):
+    grid = _grid()
+    cells = list(grid.cells.values())
+    Runner(grid, tmp_path, executor=FakeExecutor(), identity=_identity("1"), log=lambda s: None).run(cells[:4])
+    payload, missing = report.build_report("smoke", tmp_path, grid)
+    assert set(payload) == {"scale", "synthetic", "rule", "claims"} and payload["synthetic"] is True
+    claim = payload["claims"][0]
+    assert set(claim) == {"id", "source", "statement", "paper", "figure", "verdict", "parts"}
+    part = claim["parts"][0]
+    assert set(part) == {"metric", "expect", "conditions", "test", "statistic", "p_value", "verdict"}
+    assert all(set(c) == {"label", "x", "values"} for c in part["conditions"])
+    assert claim["verdict"] == "pending" and any("ssl-s2" in m for m in missing["T3-tags"])
+    Runner(grid, tmp_path, executor=FakeExecutor(), identity=_identity("1"), log=lambda s: None).run(cells)
+    payload, missing = report.build_report("smoke", tmp_path, grid)
+    part = payload["claims"][0]["parts"][0]
+    assert [c["values"] for c in part["conditions"]] == [FAKE["ssl"], FAKE["semi-mtat_top50-p1-bs0.5"]]
+    from workbench.claims.verdict import welch
+
+    assert part["p_value"] == pytest.approx(welch(FAKE["ssl"], FAKE["semi-mtat_top50-p1-bs0.5"])[1])
+    assert part["verdict"] == payload["claims"][0]["verdict"] == "holds" and not missing["T3-tags"]
+    # written from results alone, readable JSON, one table row per claim in the markdown
+    paths = report.write_report("smoke", tmp_path, tmp_path / "fig", grid)
+    assert json.loads(paths["json"].read_text()) == json.loads(json.dumps(payload, default=str))
+    assert paths["md"].read_text().count("| `T3-tags` |") == 1
+
+
+def test_registry_lists_every_claim_and_shares_cells():
+    from workbench.claims.registry import CLAIM_IDS
+
+    grid = build_grid("demo")
+    assert [c.id for c in grid.claims] == list(CLAIM_IDS)  # the issue's order
+    ssl0 = grid.cells["ssl-s0"]
+    assert {"T2-semi", "T3-pitch", "F3-robust", "F4-latent"} <= set(ssl0.claims)  # one cell, many claims
+    assert ssl0.robustness and ssl0.latent and "nsynth_pitch" in ssl0.probe_tasks
+    for claim in grid.claims:  # headline claims: >= 3 pretraining seeds; ablations: >= 2 at a quarter of the steps
+        for part in claim.parts:
+            for cond in part.conditions:
+                assert len(cond.seeds) >= (3 if claim.group != "ablation" else 2), claim.id
+                if claim.group == "ablation":
+                    assert all(r.steps == "quarter" for r in cond.recipes), claim.id
+    order = [c.id for c in grid.cells.values()]  # headline first seeds, then their later seeds, then ablations
+    assert order.index("semi-nsynth_pitch-p1-bs0.5-s0") < order.index("ssl-s1") < order.index("ssl-s2")
+    assert order.index("ssl-s2") < order.index("cola-msa-s0") < order.index("views-ssl-n2-q-s0")
+
+
+def test_one_real_smoke_cell_end_to_end(tmp_path, monkeypatch):
+    """A real cell at the smoke scale on the tiny benchmark: the SSL baseline (at smoke the
+    paper's chain is the scale's own, so both T3-pitch parts read this one cell) — trained,
+    probed on two tasks, corrupted (Figure 3), mapped (Figure 4), written; a second run skips
+    it; the report reads it."""
+    from workbench.claims.registry import PAPER_CHAIN
+
+    grid = build_grid("smoke")
+    cell = grid.cell_of(ssl(**PAPER_CHAIN), 0)
+    assert cell is grid.cell_of(ssl(), 0) and cell.robustness and cell.latent
+    executor = functools.partial(C.run_cell, runs_root=tmp_path / "runs")
+    results = tmp_path / "results"
+    out = Runner(grid, results, executor=executor, log=lambda s: None).run([cell])
+    assert out["ran"] == [cell.id], out
+    stored = json.loads((results / f"{cell.id}.json").read_text())
+    acc = stored["metrics"]["nsynth_pitch"]["accuracy"]
+    assert 0.0 <= acc <= 1.0 and stored["synthetic"] is True
+    assert stored["data"]["nsynth"]["synthetic"] is True and stored["data"]["nsynth"]["scale"] == "tiny"
+    assert stored["cpu_s"] > 0 and stored["wall_s"] > 0 and stored["train"]["how"] == "trained"
+    assert stored["spec"]["config"]["augment_exclude"] == [] and stored["spec"]["config"]["steps"] == 4
+    assert set(stored["robustness"]["severities"]) == {"0", "1"}
+    assert 0.0 <= stored["latent"]["knn_map"] <= 1.0 and (results / stored["latent"]["map_file"]).is_file()
+    again = Runner(grid, results, executor=executor, log=lambda s: None).run([cell])
+    assert again["skipped"] == [cell.id] and again["ran"] == []
+    payload, _ = report.build_report("smoke", results, grid)
+    t3 = next(c for c in payload["claims"] if c["id"] == "T3-pitch")
+    assert t3["parts"][0]["conditions"][0]["values"] == []  # seed 1 is missing: no values, pending
+    assert t3["verdict"] == "pending"

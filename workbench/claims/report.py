@@ -1,0 +1,245 @@
+"""The claims report from stored results alone: ``figures/claims.md`` and ``figures/claims.json``.
+
+``claims.json`` follows the claims issue's schema exactly::
+
+    {"scale", "synthetic", "rule", "claims": [{"id", "source", "statement", "paper": {...}, "figure",
+      "verdict", "parts": [{"metric", "expect", "conditions": [{"label", "x", "values": [...]}],
+                            "test", "statistic", "p_value", "verdict"}]}]}
+
+``values`` holds one value per pretraining seed (each the mean over the cell's probe
+seeds), in seed order; a claim with unfinished cells is ``pending`` and ``claims.md`` says
+which cells are missing (or why they cannot run yet). A result whose *spec hash* differs
+from the registry's (the experiment changed since it ran) is not used. No model, run folder
+or data set is read: only ``results/<scale>/*.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import cells as C
+from . import store
+from .registry import Claim, Condition, Grid, build_grid
+from .verdict import RULE, claim_verdict, part_verdict
+
+__all__ = ["build_report", "write_report", "report_paths", "measure_value", "figure_path", "PERCENT"]
+
+PERCENT = 100.0
+FIGURE_FILES = {"table2": "figure2_table2.png", "table3": "table3.png", "table4": "table4.png",
+                "table6": "table6.png", "table7": "table7.png", "figure3": "figure3.png", "figure4": "figure4.png",
+                "msa": "msa.png"}
+
+
+def figure_path(scale: str, name: str, figures: str | Path = "figures") -> Path:
+    """Where figure ``name`` of ``scale`` is drawn (``figures/claims/<scale>/…``)."""
+    return Path(figures) / "claims" / scale / FIGURE_FILES[name]
+
+
+def report_paths(scale: str, figures: str | Path = "figures") -> dict:
+    """``figures/claims.{md,json}`` for the demo scale, ``figures/claims-<scale>.{md,json}`` otherwise."""
+    stem = "claims" if scale == "demo" else f"claims-{scale}"
+    return {"md": Path(figures) / f"{stem}.md", "json": Path(figures) / f"{stem}.json"}
+
+
+def measure_value(result: dict, measure: tuple) -> float | None:
+    """The value of ``measure`` in one cell result, or None where the result lacks it."""
+    kind = measure[0]
+    if kind == "metric":
+        return (result.get("metrics", {}).get(measure[1]) or {}).get(measure[2])
+    if kind == "drop":
+        _, task, metric, corruption = measure
+        rob = result.get("robustness") or {}
+        if rob.get("task") != task or rob.get("corruption") != corruption:
+            return None
+        sev = {float(k): v.get(metric) for k, v in rob.get("severities", {}).items()}
+        if 0.0 not in sev or len(sev) < 2 or any(v is None for v in sev.values()):
+            return None
+        return float(sev[0.0] - np.mean([v for s, v in sev.items() if s > 0]))
+    if kind == "knn":
+        lat = result.get("latent") or {}
+        return lat.get(f"knn_{measure[2]}") if lat.get("task") == measure[1] else None
+    raise ValueError(f"unknown measure {measure!r}")
+
+
+class _Results:
+    """Stored results matched to the grid by cell id and spec hash."""
+
+    def __init__(self, grid: Grid, results: Path):
+        self.grid, self.results = grid, Path(results)
+        self.by_id: dict[str, dict | None] = {}
+        self.why: dict[str, str] = {}
+        self.synthetic: set = set()
+
+    def get(self, cell) -> dict | None:
+        if cell.id in self.by_id:
+            return self.by_id[cell.id]
+        stored = store.read_result(self.results, cell.id)
+        value = None
+        try:
+            spec = C.spec_of(cell, self.grid.scale, self.grid.plan["probe_seeds"])
+            expected = C.spec_hash(spec)
+        except C.NotRunnable as err:
+            self.why[cell.id] = f"not runnable yet: {err}"
+            expected = None
+        if expected is not None:
+            if stored is None or stored.get("status") != "ok":
+                self.why[cell.id] = "not run yet"
+            elif stored.get("spec_hash") != expected:
+                self.why[cell.id] = "stale (the experiment changed since it ran; rerun)"
+            else:
+                value = stored
+                if "synthetic" in stored:
+                    self.synthetic.add(bool(stored["synthetic"]))
+        self.by_id[cell.id] = value
+        return value
+
+
+def _condition_values(res: _Results, cond: Condition, missing: list) -> tuple[str, list[float]]:
+    """(label, per-seed values) of a condition; records what is missing."""
+    def seed_values(recipe) -> list[float] | None:
+        out = []
+        for seed in cond.seeds:
+            cell = res.grid.cell_of(recipe, seed)
+            result = res.get(cell)
+            if result is None:
+                missing.append(f"{cell.id} ({res.why.get(cell.id, 'missing')})")
+                return None
+            v = measure_value(result, cond.measure)
+            if v is None:
+                why = (result.get("unavailable") or {}).get(cond.measure[1])
+                missing.append(f"{cell.id}: no {' '.join(map(str, cond.measure[1:]))}"
+                               + (f" (data unavailable: {why.splitlines()[0][:160]})" if why else ""))
+                return None
+            out.append(float(v))
+        return out
+
+    per_recipe = [seed_values(r) for r in cond.recipes]
+    if any(v is None for v in per_recipe):
+        return cond.label, []
+    if cond.select == "min_mean":
+        k = int(np.argmin([np.mean(v) for v in per_recipe]))
+        return f"{cond.recipes[k].slug} ({cond.label})", per_recipe[k]
+    return cond.label, [float(np.mean(vals)) for vals in zip(*per_recipe)]
+
+
+def _claim_entry(res: _Results, claim: Claim, scale: str) -> tuple[dict, list[str]]:
+    parts, missing = [], []
+    for part in claim.parts:
+        conds = []
+        part_missing: list[str] = []
+        for cond in part.conditions:
+            label, values = _condition_values(res, cond, part_missing)
+            conds.append({"label": label, "x": cond.x, "values": values})
+        missing += part_missing
+        test = part_verdict(part.expect, conds) if not part_missing else \
+            {"test": None, "statistic": None, "p_value": None, "verdict": "pending"}
+        parts.append({"metric": part.metric, "expect": part.expect, "conditions": conds, "test": test["test"],
+                      "statistic": _num(test["statistic"]), "p_value": _num(test["p_value"]),
+                      "verdict": test["verdict"]})
+    entry = {"id": claim.id, "source": claim.source, "statement": claim.statement, "paper": claim.paper,
+             "figure": str(figure_path(scale, claim.figure)), "verdict": claim_verdict([p["verdict"] for p in parts]),
+             "parts": parts}
+    return entry, sorted(dict.fromkeys(missing))
+
+
+def _num(v):
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+def build_report(scale: str, results: Path | None = None, grid: Grid | None = None) -> tuple[dict, dict]:
+    """(claims.json payload, {claim id: what is missing})."""
+    grid = grid or build_grid(scale)
+    res = _Results(grid, results if results is not None else store.results_dir(scale))
+    entries, missing = [], {}
+    for claim in grid.claims:
+        entry, miss = _claim_entry(res, claim, scale)
+        entries.append(entry)
+        missing[claim.id] = miss
+    synthetic = None if not res.synthetic else (True if res.synthetic == {True} else
+                                                 False if res.synthetic == {False} else "mixed")
+    return {"scale": scale, "synthetic": synthetic, "rule": RULE, "claims": entries}, missing
+
+
+def _pct(values) -> str:
+    if not values:
+        return "—"
+    arr = PERCENT * np.asarray(values, dtype=float)
+    std = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+    return f"{arr.mean():.1f} ± {std:.1f} (n={len(arr)})"
+
+
+def _paper_text(paper: dict) -> str:
+    def fmt(v: Any) -> str:
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k}: {fmt(x)}" for k, x in v.items() if x is not None) + "}"
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(fmt(x) for x in v) + "]"
+        return f"{v:g}" if isinstance(v, float) else str(v)
+    skip = ("table", "figure", "unit", "finding", "numbers")
+    text = "; ".join(f"{k}: {fmt(v)}" for k, v in paper.items() if k not in skip and v is not None)
+    if paper.get("finding"):
+        text = (text + "; " if text else "") + f"“{paper['finding']}”"
+    return text.replace("|", "/")
+
+
+def _md(payload: dict, missing: dict, figures: Path) -> str:
+    syn = payload["synthetic"]
+    data = {True: "the embedded **synthetic** benchmark", False: "real data sets", None: "no results yet",
+            "mixed": "MIXED synthetic and real results (do not compare)"}[syn]
+    lines = [f"# The paper's claims at the `{payload['scale']}` scale",
+             "", f"Ours: {data}. Paper: real data sets (SemiSupCon: percent; MSA poster: as printed). "
+             "Ours are shown in percent: mean ± std over pretraining seeds (n), each seed the mean over probe seeds. "
+             "Regenerate with `python -m workbench claims --report-only`.", "",
+             f"**Rule.** {payload['rule']}", "",
+             "| id | source | statement | paper | ours | verdict | figure |", "|---|---|---|---|---|---|---|"]
+    for c in payload["claims"]:
+        first = c["parts"][0] if c["parts"] else None
+        ours = "; ".join(f"{cd['label']}: {_pct(cd['values'])}" for cd in first["conditions"]) if first else "—"
+        if first and first["p_value"] is not None:
+            ours += f"; p = {first['p_value']:.3g}"
+        if len(c["parts"]) > 1:
+            ours += f" (+{len(c['parts']) - 1} more part{'s' if len(c['parts']) > 2 else ''} below)"
+        link = Path(c["figure"])
+        try:
+            link = link.relative_to(figures)
+        except ValueError:
+            pass
+        lines.append(f"| `{c['id']}` | {c['source']} | {c['statement'].replace('|', '/')} | "
+                     f"{_paper_text(c['paper'])} | {ours.replace('|', '/')} | **{c['verdict']}** | "
+                     f"[{link.name}]({link.as_posix()}) |")
+    lines += ["", "## Parts", ""]
+    for c in payload["claims"]:
+        lines.append(f"### `{c['id']}` — {c['verdict']}")
+        for p in c["parts"]:
+            stat = "" if p["p_value"] is None else f", {p['test']}: statistic {p['statistic']:.3g}, p = {p['p_value']:.3g}"
+            lines.append(f"- {p['metric']} (expect {p['expect']}): **{p['verdict']}**{stat}")
+            for cd in p["conditions"]:
+                vals = ", ".join(f"{PERCENT * v:.1f}" for v in cd["values"]) or "—"
+                x = "" if cd["x"] is None else f" (x = {cd['x']})"
+                lines.append(f"  - {cd['label']}{x}: {_pct(cd['values'])}; per seed: {vals}")
+        if missing.get(c["id"]):
+            shown = missing[c["id"]][:12]
+            more = len(missing[c["id"]]) - len(shown)
+            lines.append(f"- missing: {'; '.join(shown)}" + (f"; and {more} more" if more > 0 else ""))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_report(scale: str, results: Path | None = None, figures: str | Path = "figures",
+                 grid: Grid | None = None) -> dict:
+    """Write ``claims.md`` and ``claims.json`` (:func:`report_paths`); returns their paths."""
+    from ..params import resolve_path
+
+    payload, missing = build_report(scale, results, grid)
+    fig_root = resolve_path(figures)
+    paths = {k: resolve_path(v) for k, v in report_paths(scale, figures).items()}
+    paths["md"].parent.mkdir(parents=True, exist_ok=True)
+    paths["json"].write_text(json.dumps(payload, indent=1, default=str) + "\n")
+    paths["md"].write_text(_md(payload, missing, Path(figures)) + "\n")
+    del fig_root
+    return paths
