@@ -474,3 +474,63 @@ def test_homogeneous_batches_hold_one_source_in_even_proportions(tmp_path):
         assert share == pytest.approx(1 / 3, abs=4 * math.sqrt((1 / 3) * (2 / 3) / 400))
     mixed = list(MSABatchSampler(pool, batch_size=4, steps=5, seed=3, stem_sampling="example"))
     assert all(isinstance(r, int) for b in mixed for r in b)  # the dataset draws a stem per pair
+
+
+# --------------------------------------------------------------------------- the defects behind "stayed at chance"
+def _sines_and_noise(n=8000):
+    t = torch.arange(n) / SR
+    waves = [0.3 * torch.sin(2 * math.pi * f * t) for f in (110, 220, 440, 880)]
+    return torch.stack(waves + [0.3 * torch.randn(n, generator=torch.Generator().manual_seed(0))]).unsqueeze(1)
+
+
+def _cosines(z):
+    z = torch.nn.functional.normalize(z, dim=1)
+    return z @ z.T
+
+
+def test_untrained_encoder_tells_a_sine_from_noise_once_its_batchnorm_is_calibrated():
+    from workbench.models.cola import COLAEncoder
+
+    torch.manual_seed(0)
+    enc = COLAEncoder(n_mels=32, clip_samples=8000)
+    x = _sines_and_noise()
+    with torch.no_grad():
+        # the defect: BatchNorm running stats 0/1 at init vs tiny activations (depthwise convs,
+        # fan-out init): in eval mode every input gives the same embedding
+        assert _cosines(enc.eval()(x)).min() > 0.999
+        calibrated = C.calibrate_batchnorm(enc, [0.3 * torch.randn(8, 1, 8000), x])
+        cos = _cosines(calibrated(x))
+    assert not calibrated.training
+    assert cos[:4, 4].max() < 0.9  # every sine is far from the noise
+
+
+def test_default_head_starts_near_chance_loss_where_the_cola_head_starts_saturated():
+    """COLA's LayerNorm+tanh (512-d) with W ~ N(0, 0.05²) and T = 1 gives logits of std ~10 at
+    init: the first steps only shrink W. The default (unit projections, W = I, T = 0.1) starts
+    at about log B."""
+    torch.manual_seed(0)
+    b = 16
+    mix, stem = 0.3 * torch.randn(b, 4000), 0.3 * torch.randn(b, 4000)
+    kw = dict(encoder={"name": "cola", "n_mels": 32, "hop_s": 0.02, "out_dim": 512})
+
+    def first_loss(**over):
+        module = C.COLAModule(C.resolve_cola_config("smoke", **kw, **over).to_dict()).train()
+        a, p = module.embed_pairs({"mix": mix, "stem": stem})
+        return module.pair_loss(a, p).item(), module.similarity(a, p).std().item()
+
+    loss, spread = first_loss()
+    assert abs(loss - math.log(b)) < 1.0 and spread < 5
+    cola_loss, cola_spread = first_loss(head="cola", normalize=False, bilinear_init_std=0.05, temperature=1.0)
+    assert cola_spread > 3 and cola_loss > 2 * math.log(b)
+
+
+def test_random_init_checkpoint_is_read_by_load_encoder_and_separates_inputs(tmp_path, embedded):
+    from workbench.models import load_encoder
+
+    cfg = C.resolve_cola_config("smoke", pool_splits=ALL_SPLITS, runs_dir=str(tmp_path / "runs"))
+    path = C.random_init_checkpoint(cfg, tmp_path / "random.ckpt", calibration_batches=2)
+    enc, meta = load_encoder(str(path))
+    assert meta["clip_samples"] == C.SMOKE_CLIP_SAMPLES
+    with torch.no_grad():
+        cos = _cosines(enc(_sines_and_noise(C.SMOKE_CLIP_SAMPLES)))
+    assert cos[:4, 4].max() < 0.9

@@ -57,8 +57,8 @@ from ..scales import COLA_SMOKE_CLIP_SAMPLES as SMOKE_CLIP_SAMPLES, COLA_SMOKE_E
 from .pretrain import NonFiniteLossError, _merge_metrics, _step_of, build_trainer
 
 __all__ = ["COLAConfig", "COLA_SCALES", "HEADS", "COLAModule", "NonFiniteLossError", "build_msa_dataloader",
-           "load_cola_config", "projection_head", "random_init_checkpoint", "resolve_cola_config", "train_cola",
-           "main"]
+           "calibrate_batchnorm", "load_cola_config", "projection_head", "random_init_checkpoint",
+           "resolve_cola_config", "train_cola", "main"]
 
 #: Batches run (no gradient) to set BatchNorm statistics of a random-init reference checkpoint.
 CALIBRATION_BATCHES = 16
@@ -295,6 +295,27 @@ def train_cola(config: COLAConfig | None = None, *, resume: str | Path | None = 
     return run_dir
 
 
+def calibrate_batchnorm(module: nn.Module, batches) -> nn.Module:
+    """Set every BatchNorm's running statistics to the cumulative average over ``batches``.
+
+    ``batches`` yields waveform tensors ``[B, 1, T]`` (or MSA batches: their mix and stem
+    crops are used).  No gradient, no parameter changes; ``module`` is left in eval mode.
+    """
+    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average
+    module.train()
+    with torch.no_grad():
+        for batch in batches:
+            x = torch.cat([batch["mix"], batch["stem"]]).unsqueeze(1) if isinstance(batch, dict) else batch
+            module(x)
+    for m, momentum in zip(bns, momenta):
+        m.momentum = momentum
+    return module.eval()
+
+
 def random_init_checkpoint(config: COLAConfig, path: str | Path,
                            calibration_batches: int = CALIBRATION_BATCHES) -> Path:
     """A checkpoint of the untrained model of ``config`` (the random-init reference of the probes).
@@ -302,27 +323,17 @@ def random_init_checkpoint(config: COLAConfig, path: str | Path,
     EfficientNet-B0 at init has BatchNorm running statistics of 0 / 1 while its activations
     are far smaller (depthwise convolutions with Kaiming fan-out init), so in eval mode an
     untrained encoder maps every input to the same vector.  The statistics are therefore
-    set, without any gradient step, from ``calibration_batches`` MSA batches (cumulative
-    average), exactly the data a trained model sees.  The file follows the training
-    checkpoint layout (``hyper_parameters.config``, ``state_dict`` with ``encoder.``), so
-    :func:`workbench.models.load_encoder` and :func:`workbench.probe.probe_task` read it.
+    set, without any gradient step, from ``calibration_batches`` MSA batches
+    (:func:`calibrate_batchnorm`), the data a trained model sees.  The file follows the
+    training checkpoint layout (``hyper_parameters.config``, ``state_dict`` with
+    ``encoder.``), so :func:`workbench.models.load_encoder` and
+    :func:`workbench.probe.probe_task` read it.
     """
     config.validate()
     L.seed_everything(config.seed, workers=True, verbose=False)
     module = COLAModule(config.to_dict())
     calib = dataclasses.replace(config, steps=int(calibration_batches), num_workers=0)
-    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    momenta = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative moving average over the calibration batches
-    module.train()
-    with torch.no_grad():
-        for batch in build_msa_dataloader(calib):
-            module.embed_pairs(batch)
-    for m, momentum in zip(bns, momenta):
-        m.momentum = momentum
-    module.eval()
+    calibrate_batchnorm(module, build_msa_dataloader(calib))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": {"config": config.to_dict()},
