@@ -534,3 +534,27 @@ def test_random_init_checkpoint_is_read_by_load_encoder_and_separates_inputs(tmp
     with torch.no_grad():
         cos = _cosines(enc(_sines_and_noise(C.SMOKE_CLIP_SAMPLES)))
     assert cos[:4, 4].max() < 0.9
+
+
+def test_every_claim_condition_resolves_and_gives_a_finite_loss(embedded):
+    from pathlib import Path
+
+    from workbench.claims import registry
+
+    spec = yaml.safe_load((Path(__file__).parents[1] / "experiments" / "msa_claims.yaml").read_text())
+    assert registry.MSA_VARIANTS == spec["conditions"]  # the registry reads this file
+    for claim in spec["claims"].values():
+        assert set(claim["compare"]) <= set(spec["conditions"])
+    torch.manual_seed(0)
+    for name, overrides in spec["conditions"].items():
+        cfg = C.resolve_cola_config("smoke", pool_splits=ALL_SPLITS, steps=1, **overrides)
+        batch = next(iter(C.build_msa_dataloader(cfg)))
+        if cfg.pairs == "source" and cfg.stem_sampling == "batch":
+            assert len(set(batch["stem_index"].tolist())) == 1, name
+        if cfg.pairs != "source":
+            assert (batch["stem_index"] < 0).all(), name
+        if not cfg.time_shift:
+            assert torch.equal(batch["mix_offset"], batch["stem_offset"]), name
+        module = C.COLAModule(cfg.to_dict())
+        a, p = module.embed_pairs(batch)
+        assert torch.isfinite(module.pair_loss(a, p, batch["silent"])), name
