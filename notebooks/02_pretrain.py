@@ -70,7 +70,7 @@ print("run directory:", run_dir)
 # share of positive pairs in the M×M target matrix (one minus the paper's "sparsity").
 
 # %%
-figures.loss_curves(run_dir)
+figures.show(figures.loss_curves(run_dir))
 
 # %% [markdown]
 # ## Similarity vs target for one batch
@@ -82,7 +82,7 @@ figures.loss_curves(run_dir)
 # %%
 batch = latent.batch_similarity(run_dir, seed=config.seed)
 print(f"loss on this batch: {batch['loss']:.3f}")
-figures.similarity_heatmaps(batch["similarity"], batch["targets"], batch["labeled"])
+figures.show(figures.similarity_heatmaps(batch["similarity"], batch["targets"], batch["labeled"]))
 
 # %% [markdown]
 # ## Result

@@ -61,7 +61,7 @@ results_table(rows)
 # ## Each task's primary metric (mean ± std over probe seeds)
 
 # %%
-figures.probe_bar_chart(rows)
+figures.show(figures.probe_bar_chart(rows))
 
 # %%
 print(write_result(args.out_dir, "03_probe", args, rows, checkpoints=[str(c) for c in ckpts]))

@@ -17,6 +17,11 @@
 # while a self-supervised model's map is much less separable. Colour the points by label,
 # pitch class, octave or instrument to look for that structure.
 #
+# **Your own audio**: `-p task folder -p data_root "my music/" -p split all` maps every file
+# under the folder (recursively); without labels the points are coloured by sub-folder (or
+# by file). `-p level chunk` draws one point per chunk, with its time in the track on hover,
+# to see how a track moves through the space.
+#
 # Headless runs save each map as a self-contained HTML file (plotly.js inlined; hover shows
 # the clip, a click plays its audio file) and a static PNG. In JupyterLab the explorer below
 # lets you switch checkpoint, task, reducer and colouring, and play a clip by clicking it.
@@ -25,11 +30,13 @@
 scale = "demo"  # smoke | demo | paper (only changes the embedding budget)
 checkpoints = ""  # checkpoint files to compare, "a.ckpt,b.ckpt"; "": the newest finished run under runs_dir
 models = ""  # a name per checkpoint; "": the run folder names
-task = "nsynth_pitch"  # the task whose clips are mapped
-split = "test"  # which split
+task = "nsynth_pitch"  # the task whose clips are mapped; "folder" with data_root: your own audio
+data_root = None  # the task's data root (e.g. a folder of your audio); None: resolved per data set
+split = "test"  # which split: train | valid | test | all (every clip: use it for a folder)
+level = "track"  # track: a point per track | chunk: a point per chunk (time in track on hover)
 reducers = "tsne,umap"  # maps to draw: tsne, umap, pca
-color_by = "pitch_class"  # label | pitch_class | octave | instrument
-max_points = 2000  # at most this many clips (seeded subset); None: all
+color_by = "pitch_class"  # label | pitch_class | octave | instrument | file | folder
+max_points = 2000  # at most this many points (seeded subset); None: all
 seed = 0  # seed of the reductions and the subset
 interactive = True  # also build the ipywidgets explorer
 runs_dir = "runs/pretrain"  # searched when checkpoints is empty
@@ -38,15 +45,15 @@ out_dir = "runs/notebooks/09_latent_space"  # HTML, PNG and result.json go here
 # %%
 from pathlib import Path
 
-from IPython.display import Image, display
+from IPython.display import display
 
-from workbench import latent
+from workbench import figures, latent
 from workbench.experiments import latest_checkpoint, probe_settings, write_result
 from workbench.params import ParameterError, validate
 
-args = validate(scale=scale, checkpoints=checkpoints, models=models, task=task, split=split, reducers=reducers,
-                color_by=color_by, max_points=max_points, seed=seed, interactive=interactive, runs_dir=runs_dir,
-                out_dir=out_dir)
+args = validate(scale=scale, checkpoints=checkpoints, models=models, task=task, data_root=data_root, split=split,
+                level=level, reducers=reducers, color_by=color_by, max_points=max_points, seed=seed,
+                interactive=interactive, runs_dir=runs_dir, out_dir=out_dir)
 ckpts = args.checkpoints or [latest_checkpoint(args.runs_dir)]
 names = args.models or [Path(c).parents[1].name if Path(c).name == "last.ckpt" else Path(c).stem for c in ckpts]
 if len(names) != len(ckpts):
@@ -61,14 +68,16 @@ frames, saved = {}, []
 for name, ckpt in zip(names, ckpts):
     for reducer in args.reducers:
         frame = latent.embedding_frame(ckpt, args.task, split=args.split, reducer=reducer, seed=args.seed,
-                                       max_points=args.max_points, extract_kwargs=extract_kwargs)
+                                       root=args.data_root, max_points=args.max_points,
+                                       extract_kwargs=extract_kwargs, level=args.level)
         frames[(name, reducer)] = frame
-        stem = args.out_dir / f"{name}-{args.task}-{reducer}-{args.color_by}"
-        title = f"{name}: {latent._title(frame, args.color_by)}"
-        fig = latent.scatter_figure(frame, args.color_by, title=title)
-        saved += [latent.save_html(fig, stem.with_suffix(".html")),
-                  latent.save_png(frame, stem.with_suffix(".png"), args.color_by, title=title)]
-        display(Image(filename=str(saved[-1])))
+        shown_by = latent.resolve_color_by(frame, args.color_by)
+        if shown_by != args.color_by:
+            print(f"{args.task} has no {args.color_by} information: coloured by {shown_by}")
+        fig, files = latent.save_maps(frame, args.out_dir / f"{name}-{args.task}-{reducer}-{shown_by}", shown_by,
+                                      title=f"{name}: {latent._title(frame, shown_by)}")
+        saved += files
+        figures.show(fig, static=files[-1])
 print("\n".join(map(str, saved)))
 
 # %% [markdown]
@@ -84,12 +93,14 @@ if args.interactive:
         key = (str(ckpt), task_name, reducer)
         if key not in cached:
             cached[key] = latent.embedding_frame(ckpt, task_name, split=args.split, reducer=reducer, seed=args.seed,
-                                                 max_points=args.max_points, extract_kwargs=extract_kwargs)
+                                                 root=args.data_root, max_points=args.max_points,
+                                                 extract_kwargs=extract_kwargs, level=args.level)
         return cached[key]
 
-    tasks = list(dict.fromkeys([args.task, *latent.EXPLORER_TASKS]))
-    explorer = latent.Explorer(dict(zip(names, map(str, ckpts))), tasks, reducers=args.reducers,
-                               color_by=args.color_by, frame_fn=frame_fn)
+    first = frames[(names[0], args.reducers[0])]
+    explorer = latent.Explorer(dict(zip(names, map(str, ckpts))), latent.explorer_tasks(args.task, args.data_root),
+                               reducers=args.reducers, color_by=latent.resolve_color_by(first, args.color_by),
+                               frame_fn=frame_fn)
     display(explorer.widget)
 
 # %%

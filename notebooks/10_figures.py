@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.18.1
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -11,15 +16,25 @@
 # %% [markdown]
 # # 10 · The paper's figures and tables, from stored results
 #
-# Every experiment in `experiments/` collects its runs into
-# `runs/experiments/<name>/<scale>/results.json`. This notebook redraws each experiment's
-# figure from those files into `figures/<name>-<scale>.png` (with a CSV of the same numbers
-# beside it), our numbers next to the paper's. Ours are marked *synthetic* when they come
-# from the embedded benchmark; the paper's are on the real data sets. An experiment without
-# results yet is listed with a note instead of a figure.
+# Two sources of stored results, neither needing a model or a run folder:
+#
+# - **the claims** (`python -m workbench claims --scale <scale>`): one small result file per
+#   cell in `results/<scale>/`. This notebook writes the claims report (`figures/claims.md`
+#   and `figures/claims.json`; `claims-<scale>.*` for other scales: the paper's numbers, ours
+#   with seeds, a verdict per claim) and draws the paper's figures and tables into
+#   `figures/claims/<scale>/`: Figure 2 / Table 2, Table 3 (full grid), Table 4, Table 6,
+#   Table 7, Figure 3, Figure 4 (the t-SNE pair, from the stored 2-D maps) and the MSA
+#   poster's tables;
+# - **the experiment grids** in `experiments/`, collected into
+#   `runs/experiments/<name>/<scale>/results.json`, redrawn into `figures/<name>-<scale>.png`.
+#
+# Every figure has a CSV of the same numbers beside it, our numbers next to the paper's. Ours
+# are marked *synthetic* when they come from the embedded benchmark; the paper's are on the
+# real data sets; the two are never averaged together. A figure without results yet is
+# listed with a note instead.
 
 # %% tags=["parameters"]
-scale = "demo"  # unused here (figures are drawn for every scale that has results); kept for uniformity
+scale = "demo"  # the claims' scale (results/<scale>/); experiment figures are drawn for every scale found
 results_dir = "runs/experiments"  # where the experiment runner collected results
 figures_dir = "figures"  # where figures are written
 experiments_dir = "experiments"  # the experiment files
@@ -37,7 +52,25 @@ args = validate(scale=scale, results_dir=results_dir, figures_dir=figures_dir, e
                 out_dir=out_dir)
 
 # %% [markdown]
-# ## Redraw every figure
+# ## The claims: report and figures from `results/<scale>/`
+
+# %%
+from workbench.claims import figures as claim_figures
+from workbench.claims import report as claim_report
+
+paths = claim_report.write_report(args.scale, figures=args.figures_dir)
+claim_records = claim_figures.draw_all(args.scale, figures=args.figures_dir)
+display(Markdown(paths["md"].read_text()))
+pd.DataFrame(claim_records)
+
+# %%
+for r in claim_records:
+    if r["path"]:
+        display(Markdown(f"### {r['title']} ({args.scale})"))
+        display(Image(filename=r["path"]))
+
+# %% [markdown]
+# ## Redraw every experiment's figure
 
 # %%
 records = regenerate_figures(args.results_dir, args.figures_dir, args.experiments_dir)
@@ -61,4 +94,5 @@ for name in ("table2", "table3", "table4", "table6", "table7"):
     display(paper_table(name))
 
 # %%
-print(write_result(args.out_dir, "10_figures", args, figures=records))
+print(write_result(args.out_dir, "10_figures", args, figures=records, claims=claim_records,
+                   claims_report={k: str(v) for k, v in paths.items()}))

@@ -202,3 +202,17 @@ def test_one_real_smoke_cell_end_to_end(tmp_path, monkeypatch):
     t3 = next(c for c in payload["claims"] if c["id"] == "T3-pitch")
     assert t3["parts"][0]["conditions"][0]["values"] == []  # seed 1 is missing: no values, pending
     assert t3["verdict"] == "pending"
+
+
+def test_cli_dry_run_lists_cells_and_refuses_bad_input(tmp_path, capsys):
+    from workbench.claims.runner import main
+
+    assert main(["--scale", "smoke", "--only", "T3-tags", "--dry-run", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "todo" in out and "ssl-s0" in out and "semi-mtat_top50-p1-bs0.5-s0" in out and "ETA" in out
+    with pytest.raises(SystemExit):
+        main(["--scale", "smoke", "--only", "T3-tag", "--dry-run"])
+    assert "did you mean T3-tags" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--scale", "smoke", "--dry-run", "steps=5"])
+    assert "devices=N" in capsys.readouterr().err

@@ -124,8 +124,15 @@ def test_none_expectation():
                                                 (0.75, [0.85, 0.86]))]
     assert part_verdict("none", trend)["verdict"] == "fails"
     # two conditions: two-sided Welch
-    out = part_verdict("none", [_cond("ssl", [0.80, 0.81, 0.82]), _cond("support", [0.70, 0.71, 0.72])])
+    ssl, worse, better = [0.80, 0.81, 0.82], [0.70, 0.71, 0.72], [0.90, 0.91, 0.92]
+    out = part_verdict("none", [_cond("ssl", ssl), _cond("support", worse)])
     assert out["test"] == "welch_t_two_sided" and out["verdict"] == "fails"
+    assert part_verdict("none", [_cond("ssl", ssl), _cond("support", better)])["verdict"] == "fails"
+    # one side named ("costs little": only a drop counts): a gain holds, a drop fails
+    out = part_verdict("none", [_cond("ssl", ssl), _cond("support", better)], side="less")
+    assert out["test"] == "welch_t_one_sided_less" and out["verdict"] == "holds"
+    assert out["p_value"] == pytest.approx(welch(ssl, better, "less")[1])
+    assert part_verdict("none", [_cond("ssl", ssl), _cond("support", worse)], side="less")["verdict"] == "fails"
 
 
 def test_missing_values_make_a_part_pending_and_bad_input_is_refused():

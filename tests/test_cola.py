@@ -305,7 +305,7 @@ def test_augmented_batch_homogeneous_run_and_non_finite_loss(tmp_path, embedded,
     cfg = C.resolve_cola_config("smoke", runs_dir=str(tmp_path / "ok"), pool_splits=ALL_SPLITS, steps=2,
                                 augment="semisupcon", stem_sampling="batch", head="linear")
     assert runs.is_finished(C.train_cola(cfg, progress=False))
-    monkeypatch.setattr(C, "bilinear_contrastive_loss", lambda a, p, W, temperature: a.sum() * float("nan"))
+    monkeypatch.setattr(C.COLAModule, "pair_loss", lambda self, a, p, silent=None: a.sum() * float("nan"))
     bad = C.resolve_cola_config("smoke", runs_dir=str(tmp_path / "nan"), pool_splits=ALL_SPLITS, steps=3)
     with pytest.raises(C.NonFiniteLossError, match="last good state"):
         C.train_cola(bad, progress=False)

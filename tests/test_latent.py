@@ -103,7 +103,9 @@ def test_embedding_frame_and_saved_maps(embedded, encoder, tmp_path):
     assert [t.name for t in fig.data] == sorted({str(o) for o in frame.octave}, key=int)
     assert sum(len(t.x) for t in fig.data) == 12
     first = fig.data[0]
-    assert first.customdata[0][0] in set(frame.id) and "%{customdata[0]}" in first.hovertemplate
+    assert first.customdata[0][0] in set(frame.id) and first.customdata[0][1] in set(frame.path)
+    assert first.customdata[0][6] == first.customdata[0][0].split("/")[-1]  # hover names the file (base name)
+    assert "%{customdata[6]}" in first.hovertemplate and "customdata[1]" not in first.hovertemplate
     html = latent.save_html(fig, tmp_path / "map.html")
     text = html.read_text()
     assert "plotly_click" in text and 'src="https://cdn' not in text and len(text) > 1_000_000  # plotly.js inlined
@@ -174,3 +176,45 @@ def test_batch_similarity_of_a_smoke_run(embedded, tmp_path):
     unl = ~labeled
     assert np.all(targets[np.ix_(unl, unl)][~same[np.ix_(unl, unl)]] == 0)  # unlabelled: only same-clip positives
     assert np.isfinite(out["loss"])
+
+
+def test_maps_of_ones_own_audio_folder_chunks_and_hover(encoder, tmp_path):
+    """A folder without labels, split="all": chunk maps with time in track, coloured by
+    sub-folder, hover naming files by base name (never an absolute path)."""
+    sr, clip = encoder.sample_rate, encoder.clip_samples
+    root = tmp_path / "my music"
+    lengths = {"live/first take.wav": 5 * clip + 10, "live/second.wav": 3 * clip, "studio/ünïcode mix.wav": 7 * clip}
+    for k, (rel, n) in enumerate(lengths.items()):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        t = np.arange(n) / sr
+        sf.write(root / rel, np.stack([np.sin(2 * np.pi * 300 * (k + 1) * t)] * 2, 1).astype(np.float32), sr)
+    frame = latent.embedding_frame(encoder, "folder", split="all", root=root, reducer="pca", level="chunk",
+                                   max_points=None, extract_kwargs={"use_cache": False})
+    assert len(frame) == 5 + 3 + 7 and frame.attrs["level"] == "chunk"
+    for rel, n in lengths.items():
+        part = frame[frame["id"] == rel]
+        expected = (np.arange(n // clip) * clip + clip / 2) / sr
+        np.testing.assert_allclose(np.sort(part["time"]), expected)
+        assert set(part["name"]) == {rel.split("/")[-1]} and set(part["folder"]) == {rel.split("/")[0]}
+    assert latent.resolve_color_by(frame, "pitch_class") == "folder"  # no labels, two sub-folders
+    assert latent.resolve_color_by(frame[frame["folder"] == "live"], "label") == "file"
+    fig = latent.scatter_figure(frame, "folder")
+    assert [t.name for t in fig.data] == ["live", "studio"]
+    for trace in fig.data:
+        assert "customdata[1]" not in trace.hovertemplate and "%{customdata[6]}" in trace.hovertemplate
+        assert " at %{customdata[8]}" in trace.hovertemplate
+        names = {row[6] for row in trace.customdata}
+        assert all("/" not in n and str(tmp_path) not in n for n in names)
+        assert {row[8] for row in trace.customdata} >= {latent.format_time(clip / 2 / sr)}
+    # max_chunks keeps chunks spread over the track: their times follow
+    spread = latent.embedding_frame(encoder, "folder", split="all", root=root, reducer="pca", level="chunk",
+                                    extract_kwargs={"use_cache": False, "max_chunks": 2})
+    from workbench.embed import chunk_starts
+
+    for rel, n in lengths.items():
+        starts = chunk_starts(n, clip, max_chunks=2)
+        np.testing.assert_allclose(np.sort(spread[spread["id"] == rel]["time"]), (starts + clip / 2) / sr)
+    tracks = latent.embedding_frame(encoder, "folder", split="all", root=root, reducer="pca",
+                                    extract_kwargs={"use_cache": False})
+    assert sorted(tracks["id"]) == sorted(lengths) and tracks["time"].isna().all()
+    assert latent.format_time(83.44) == "1:23.4" and latent.format_time(3725) == "1:02:05"

@@ -35,6 +35,20 @@ def test_classes_without_positives_or_negatives_are_skipped_with_a_warning():
         assert metrics.average_precision_macro(y, s) == pytest.approx((5 / 6 + 0.75) / 2)
 
 
+def test_the_same_metric_warning_is_shown_once(recwarn):
+    import warnings
+
+    y = np.concatenate([Y_TAGS, np.zeros((4, 1), int)], axis=1)
+    s = np.concatenate([S_TAGS, np.full((4, 1), 0.5)], axis=1)
+    warnings.simplefilter("always")  # what a catch_warnings block in a library leaves behind
+    for _ in range(12):  # e.g. three probe seeds × four evaluations of one test set
+        metrics.roc_auc_macro(y, s, classes=["a", "b", "once only"])
+    shown = [w for w in recwarn if issubclass(w.category, metrics.MetricWarning)]
+    assert len(shown) == 1 and "once only" in str(shown[0].message)
+    metrics.roc_auc_macro(y, s, classes=["a", "b", "another"])  # another message is shown
+    assert sum(issubclass(w.category, metrics.MetricWarning) for w in recwarn) == 2
+
+
 def test_ranking_metrics_are_invariant_to_monotone_score_transforms():
     logits = np.log(S_TAGS / (1 - S_TAGS))
     assert metrics.roc_auc_macro(Y_TAGS, logits) == pytest.approx(metrics.roc_auc_macro(Y_TAGS, S_TAGS))

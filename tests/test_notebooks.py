@@ -173,6 +173,35 @@ def _check(name: str, tmp: Path, result: dict) -> None:
         assert len(result["figures"]) == len(list((ROOT / "experiments").glob("*.yaml")))
 
 
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+#: Executed notebooks exported with nbconvert to HTML, and the figures each must show there.
+SHARED_AS_HTML = {"02_pretrain": 2, "03_probe": 1, "09_latent_space": 2}
+#: Notebooks whose only widgets would be progress bars (which must be text under papermill).
+TEXT_PROGRESS = ("02_pretrain", "03_probe")
+
+
+def _check_shareable(name: str, executed: Path, n_figures: int | None = None) -> None:
+    """Outside JupyterLab every figure shows: each plotly output carries a PNG, and the
+    nbconvert HTML export has an image for every figure; progress is text ending at 100 %."""
+    nb = nbformat.read(executed, as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    shown = [o for o in outputs if o.get("output_type") in ("display_data", "execute_result")]
+    plotly = [o for o in shown if PLOTLY_MIME in o.get("data", {})]
+    assert all("image/png" in o["data"] for o in plotly), f"{name}: a plotly figure without a static image"
+    images = [o for o in shown if {"image/png", "image/svg+xml"} & set(o.get("data", {}))]
+    if name in TEXT_PROGRESS:
+        assert not any(WIDGET_MIME in o.get("data", {}) for o in shown), f"{name}: a widget progress bar"
+        text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+        assert "100%" in text, f"{name}: no text progress bar reached 100 %"
+    if name in SHARED_AS_HTML:
+        from nbconvert import HTMLExporter
+
+        html, _ = HTMLExporter().from_notebook_node(nb)
+        assert len(images) >= (n_figures or SHARED_AS_HTML[name]) and len(plotly) >= 1
+        assert html.count("<img") >= len(images) and html.count("data:image/png;base64") >= len(images)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_runs_headlessly_at_smoke_scale(name, tmp_path, smoke_checkpoint):
     _execute(name, tmp_path, _parameters(name, tmp_path, smoke_checkpoint))
@@ -180,6 +209,7 @@ def test_notebook_runs_headlessly_at_smoke_scale(name, tmp_path, smoke_checkpoin
     assert result["status"] == "ok" and result["notebook"] == name
     assert result["params"]["scale"] == "smoke"
     _check(name, tmp_path, result)
+    _check_shareable(name, tmp_path / f"{name}.ipynb")
 
 
 def test_a_misspelt_task_stops_the_notebook_in_its_validation_cell(tmp_path):
@@ -190,3 +220,27 @@ def test_a_misspelt_task_stops_the_notebook_in_its_validation_cell(tmp_path):
     assert "support='nsynth_pich'" in err.value.evalue and "did you mean nsynth_pitch" in err.value.evalue
     assert "validate(" in err.value.source  # stopped before any work
     assert not (tmp_path / "runs").exists()
+
+
+def test_latent_notebook_maps_a_folder_of_ones_own_audio(tmp_path, smoke_checkpoint):
+    """09 on a folder without labels: split all, chunk level, coloured by sub-folder."""
+    import numpy as np
+    import soundfile as sf
+
+    music = tmp_path / "my music"
+    sr = 48000
+    for k, rel in enumerate(["album a/one.wav", "album a/two.flac", "album b/trois é.ogg"]):
+        (music / rel).parent.mkdir(parents=True, exist_ok=True)
+        t = np.arange(int(0.4 * sr)) / sr
+        sf.write(music / rel, np.stack([np.sin(2 * np.pi * 220 * (k + 1) * t)] * 2, 1).astype(np.float32), sr)
+    params = {"scale": "smoke", "out_dir": str(tmp_path / "out"), "checkpoints": str(smoke_checkpoint),
+              "task": "folder", "data_root": str(music), "split": "all", "level": "chunk", "reducers": "pca",
+              "interactive": False}
+    _execute("09_latent_space", tmp_path, params)
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    files = [Path(f) for f in result["files"]]
+    assert result["status"] == "ok" and len(files) == 2 and all(f.is_file() for f in files)
+    assert all(f.stem.endswith("-pca-folder") for f in files)  # no labels: coloured by sub-folder
+    html = files[0].read_text()
+    assert any(name in html for name in ("trois é.ogg", "trois \\u00e9.ogg")) and "album b" in html  # base names
+    _check_shareable("09_latent_space", tmp_path / "09_latent_space.ipynb", n_figures=1)

@@ -36,8 +36,9 @@ def test_misspelt_task_names_a_suggestion():
 def test_task_kind_is_checked():
     with pytest.raises(ParameterError, match=r"support='fma_medium'.*unlabeled.*multiclass or multilabel"):
         validate(support="fma_medium")
-    with pytest.raises(ParameterError, match=r"task='folder'.*unlabeled"):
-        validate(task="folder")
+    with pytest.raises(ParameterError, match=r"task='fma_medium'.*unlabeled"):
+        validate(task="fma_medium")
+    assert validate(task="folder").task == "folder"  # its kind comes from its data root (labels.csv or none)
     assert validate(task="emomusic").task == "emomusic"  # regression tasks can be probed
 
 

@@ -20,6 +20,7 @@ import yaml
 from workbench import runs
 from workbench.config import resolve_config
 from workbench.train import pretrain as P
+from workbench.train import semisupcon as S
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +109,8 @@ def test_labelled_rows_skip_the_transforms_excluded_for_them(tmp_path):
 
 def test_non_finite_loss_stops_with_clear_message(tmp_path, embedded, monkeypatch):
     cfg = _smoke(tmp_path, steps=3)
-    monkeypatch.setattr(P, "semisupcon_loss", lambda z, t, temperature: (z.sum() * float("nan")))
+    monkeypatch.setattr(S, "semisupcon_loss_parts", lambda z, ids, labels, criterion, temperature:
+                        {"loss": z.sum() * float("nan"), "ssl": z.sum(), "sl": z.sum()})
     with pytest.raises(P.NonFiniteLossError, match="last good state"):
         P.pretrain(cfg, progress=False)
     run = next((tmp_path / "runs").iterdir())

@@ -343,6 +343,9 @@ def test_test_soundfont_is_held_out(tiny):
     fonts = meta["soundfonts"]
     by_split = meta["soundfonts_by_split"]
     for dataset, splits in by_split.items():
+        if dataset == "medleydb":  # the loader splits MedleyDB by a hash of track names: no font can be held out
+            assert splits["test"] == splits["train"]
+            continue
         train = set(splits.get("train", [])) | set(splits.get("valid", [])) | set(splits.get("unlabeled", []))
         assert not train & set(splits.get("test", [])), dataset
     test_fonts = set(by_split["nsynth"]["test"])
@@ -491,13 +494,14 @@ def test_generator_never_imports_root_resolution():
     """The render <-> roots cycle is gone: the embedded package imports only the task tables above it."""
     import ast
 
-    allowed = {"tasks"}  # workbench.data.<module> the generator may read
+    allowed = {2: {"tasks"},  # workbench.data.<module> the generator may read
+               3: {"progress"}}  # workbench.<module>: leaf utilities that import nothing of the data layer
     for path in sorted(Path(embedded.__file__).parent.glob("*.py")):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.level >= 2:  # from ..x import / from .. import x
                 names = [node.module] if node.module else [a.name for a in node.names]
-                assert set(n.split(".")[0] for n in names) <= allowed, (path.name, names)
+                assert set(n.split(".")[0] for n in names) <= allowed.get(node.level, set()), (path.name, names)
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
                 mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
                 assert not any(m.startswith("workbench") for m in mods), (path.name, mods)
@@ -510,5 +514,154 @@ def test_old_module_names_still_work():
     for name in ("GENERATOR_VERSION", "SCALES", "MARKER", "RENDER_SAMPLE_RATE", "render", "ensure_rendered",
                  "format_summary", "Item", "Scale"):
         assert getattr(render, name) is getattr(embedded, name), name
-    assert roots.EMBEDDED_DATASETS == embedded.EMBEDDED_DATASETS == ("nsynth", "giantsteps", "mtat", "fma_medium")
+    assert roots.EMBEDDED_DATASETS == embedded.EMBEDDED_DATASETS
+    assert {"nsynth", "giantsteps", "mtat", "fma_medium"} <= set(embedded.EMBEDDED_DATASETS)
     assert callable(render.main) and callable(render.default_out)
+
+
+_WINDOW_READS = """
+import sys
+import numpy as np
+import soundfile as sf
+
+for path in sys.argv[1:]:
+    with sf.SoundFile(path) as f:
+        for start in np.linspace(0, max(f.frames - 6561, 0), 40).astype(int):
+            f.seek(int(start))
+            assert len(f.read(6561, dtype="float32")) > 0
+print("ok")
+"""
+
+
+def test_windowed_mp3_reads_print_nothing(tiny):
+    """libmpg123 writes straight to fd 2 when a seek lands on a frame whose bit reservoir it cannot
+    fill ("part2_3_length too large"); the render's encoder settings keep every windowed read silent."""
+    import subprocess
+    import sys
+
+    out, _ = tiny
+    paths = (sorted((out / "giantsteps").rglob("*.mp3"))[:6] + sorted((out / "mtat").rglob("*.mp3"))[:6]
+             + sorted((out / "fma_medium").rglob("*.mp3"))[:6])
+    assert len(paths) == 18
+    r = subprocess.run([sys.executable, "-c", _WINDOW_READS, *map(str, paths)], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+    assert r.stderr == "", r.stderr[:500]
+
+
+def test_the_default_encoder_setting_is_what_made_reads_noisy(tmp_path):
+    """The check above can fail: libsndfile's default MP3 bitrate makes the same reads print."""
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(0)
+    t = np.arange(8 * SR) / SR
+    x = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t)) + 0.05 * rng.standard_normal(len(t)))
+    sf.write(tmp_path / "default.mp3", x.astype(np.float32), SR, format="MP3")
+    from workbench.data.embedded.items import write_mp3
+
+    write_mp3(tmp_path / "rendered.mp3", x.astype(np.float32))
+    runs = {name: subprocess.run([sys.executable, "-c", _WINDOW_READS, str(tmp_path / f"{name}.mp3")],
+                                 capture_output=True, text=True, timeout=120) for name in ("default", "rendered")}
+    assert "part2_3_length" in runs["default"].stderr
+    assert runs["rendered"].stderr == ""
+
+
+# --------------------------------------------------------------------------- the rest of Table 3's columns
+def test_every_embedded_task_is_the_default_and_read_by_its_loader(tiny, tmp_path, monkeypatch):
+    """Root resolution finds every stand-in (old and new) in the embedded cache; the existing loaders read them."""
+    import warnings
+
+    from workbench import data
+    from workbench.data import summary
+
+    out, meta = tiny
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
+    monkeypatch.setenv("WORKBENCH_EMBEDDED_SCALE", "tiny")
+    monkeypatch.delenv("WORKBENCH_DATA", raising=False)
+    shutil.copytree(out, render.default_out("tiny", 0))
+    assert set(summary.EMBEDDED_TASKS) == set(meta["tasks"]) >= {
+        "gtzan_genre", "medleydb_instrument", "emomusic", "mtg_top50", "mtg_genre", "mtg_mood", "mtg_instrument"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the awkward GiantSteps rows warn, as the real file does
+        for name in summary.EMBEDDED_TASKS:
+            where = data.data_root(name)
+            assert where.source == "embedded" and where.synthetic, name
+            assert where.path == (render.default_out("tiny", 0) / data.TASKS[name].dataset).resolve()
+            df = data.manifest(name)
+            if name != "fma_medium":
+                assert {"train", "valid", "test"} <= set(df.split), name
+        table = summary.summarize(summary.EMBEDDED_TASKS)
+    assert set(table.task) == set(summary.EMBEDDED_TASKS)
+    test_fonts = table[(table.split == "test") & table.task.isin(["gtzan_genre", "emomusic", "mtg_top50"])]
+    assert set(test_fonts.soundfonts) == {"TimGM6mb"}
+
+
+def test_gtzan_ids_come_from_the_fault_filtered_lists(tiny):
+    from workbench.data.loaders import gtzan as loader
+
+    out, _ = tiny
+    lists = loader.load_splits()
+    wavs = sorted((out / "gtzan" / "genres").glob("*/*.wav"))
+    sc = embedded.SCALES["tiny"]
+    assert len(wavs) == 10 * sum(sc.gtzan_clips)
+    for wav in wavs:
+        assert wav.stem.split(".")[0] == wav.parent.name  # blues/blues.00012.wav
+        assert sum(wav.stem in ids for ids in lists.values()) == 1
+
+
+def test_emomusic_arousal_follows_loudness(tiny):
+    """Arousal is made of tempo, dynamics and drums: louder renders are rated more aroused."""
+    out, meta = tiny
+    with (out / "emomusic" / "annotations" / "static_annotations.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == embedded.SCALES["tiny"].emomusic_songs
+    arousal, loud = [], []
+    for r in rows:
+        assert 1.0 <= float(r["mean_arousal"]) <= 9.0 and 1.0 <= float(r["mean_valence"]) <= 9.0
+        x, _ = sf.read(str(out / "emomusic" / "clips_45seconds" / f"{r['song_id']}.mp3"), dtype="float64")
+        arousal.append(float(r["mean_arousal"]))
+        loud.append(np.log(np.sqrt(np.mean(x ** 2))))
+    rank = lambda v: np.argsort(np.argsort(v))  # noqa: E731
+    assert np.corrcoef(rank(arousal), rank(loud))[0, 1] > 0.3
+    assert 0.5 < meta["statistics"]["emomusic"]["arousal_std"] < 3.0
+
+
+def test_medleydb_stems_carry_their_instrument(tiny):
+    import yaml
+
+    out, _ = tiny
+    metas = sorted((out / "medleydb").glob("*/*_METADATA.yaml"))
+    assert len(metas) == embedded.SCALES["tiny"].medleydb_tracks
+    flux = {True: [], False: []}
+    for m in metas:
+        meta = yaml.safe_load(m.read_text())
+        for stem in meta["stems"].values():
+            x, sr = sf.read(str(m.parent / meta["stem_dir"] / stem["filename"]), dtype="float64")
+            assert np.sqrt(np.mean(x ** 2)) > 1e-4, stem
+            n = 1024
+            frames = np.array([x[i:i + n] * np.hanning(n) for i in range(0, len(x) - n, n // 2)])
+            power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+            high = np.sqrt(power[:, np.fft.rfftfreq(n, 1 / sr) > 4000].sum(axis=1))
+            flux[stem["instrument"] == "drum set"].append(np.maximum(np.diff(high), 0).sum() / np.sqrt(power.sum()))
+    drums, other = np.array(flux[True]), np.array(flux[False])
+    assert len(drums) and len(other)
+    assert np.mean(drums[:, None] > other[None, :]) > 0.8, "drum-set stems are the percussive ones"
+
+
+def test_mtg_jamendo_files_hold_their_category(tiny):
+    from workbench.data.loaders import mtg_jamendo as loader
+
+    out, _ = tiny
+    folder = out / "mtg_jamendo" / "splits" / "split-0"
+    prefixes = {"genre": ("genre---",), "moodtheme": ("mood/theme---",), "instrument": ("instrument---",),
+                "top50tags": ("genre---", "mood/theme---", "instrument---")}
+    for stem, allowed in prefixes.items():
+        for split in ("train", "validation", "test"):
+            rows = loader.read_tsv(folder / f"autotagging_{stem}-{split}.tsv")
+            assert rows, (stem, split)
+            for r in rows:
+                assert r["tags"] and all(t.startswith(allowed) for t in r["tags"]), r
+                assert (out / "mtg_jamendo" / r["rel"]).stat().st_size > 0
+                if stem == "genre":
+                    assert len(r["tags"]) == 1  # one style, one genre

@@ -6,3 +6,15 @@ results -> figures.  Notebooks in ``notebooks/`` drive it.
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """Lazy top-level names, so that ``import workbench`` stays light (no torch)."""
+    if name == "embed_audio":
+        from .embed import embed_audio
+
+        return embed_audio
+    raise AttributeError(f"module 'workbench' has no attribute {name!r}")
+
+
+__all__ = ["__version__", "embed_audio"]

@@ -57,11 +57,13 @@ USER_ERRORS = (
     "workbench.params:ParameterError",
     "workbench.experiments:ExperimentError",
     "workbench.runs:RunExistsError",
+    "workbench.runs:CheckpointError",
     "workbench.data.tasks:UnknownTaskError",
     "workbench.data.loaders._common:DatasetLayoutError",
-    "workbench.data.synth:SoundFontError",
+    "workbench.data.embedded.synth:SoundFontError",
     "workbench.embed:EmbeddingError",
-    "workbench.train.pretrain:NonFiniteLossError",
+    "workbench.train.run:NonFiniteLossError",
+    "workbench.claims.store:LockHeld",
 )
 
 

@@ -333,6 +333,19 @@ def _check_encoder(cfg: Any) -> None:
                                   f"choose from {_encoder_names()}")
 
 
+#: The package each optional logger needs (``pip install 'workbench[<logger>]'``).
+LOGGER_PACKAGES = {"wandb": "wandb", "mlflow": "mlflow"}
+
+
+def _check_logger(cfg: Any) -> None:
+    import importlib.util
+
+    package = LOGGER_PACKAGES.get(cfg.logger)
+    if package and importlib.util.find_spec(package) is None:
+        raise cfg._bad("logger", f"needs the {package} package (pip install 'workbench[{package}]'), or use "
+                                 "logger=tensorboard or logger=csv")
+
+
 # =========================================================================== pretraining
 @dataclass
 class PretrainConfig(_Config):
@@ -393,7 +406,9 @@ class PretrainConfig(_Config):
     seed: int = option(0, "seed of the p-subset, batches, crops and weights", low=0)
     log_every: int = option(10, "log every this many steps", low=1)
     checkpoint_every: int = option(200, "checkpoint every this many steps", low=1)
-    runs_dir: str = option("runs", "folder the run directory is created in")
+    runs_dir: str = option("runs", "folder the run directory is created in (relative: to the project folder)")
+    logger: str = option("tensorboard", "experiment logger besides metrics.csv (wandb: offline; mlflow: a local "
+                                        "file store in the run directory)", choices=LOGGERS)
 
     @property
     def supervised(self) -> bool:
@@ -416,6 +431,7 @@ class PretrainConfig(_Config):
             if not set(getattr(self, key)) <= set(names):
                 raise self._bad(key, f"a list of transform names of preset {self.preset!r}: {names}")
         _check_encoder(self)
+        _check_logger(self)
 
 
 #: Method defaults: the loss is always SemiSupCon's; methods differ in targets and recipe.
@@ -564,9 +580,11 @@ class COLAConfig(_Config):
     seed: int = option(0, "seed", low=0)
     log_every: int = option(10, "log every this many steps", low=1)
     checkpoint_every: int = option(100, "checkpoint every this many steps", low=1)
-    runs_dir: str = option("runs", "folder the run directory is created in")
+    runs_dir: str = option("runs", "folder the run directory is created in (relative: to the project folder)")
+    logger: str = option("tensorboard", "experiment logger besides metrics.csv", choices=LOGGERS)
 
     def _rules(self) -> None:
+        _check_logger(self)
         if not self.pool_splits or not set(self.pool_splits) <= {"train", "valid", "test"}:
             raise self._bad("pool_splits", "a non-empty list drawn from ['train', 'valid', 'test']")
         if self.stems is not None and (not self.stems or not all(isinstance(s, str) for s in self.stems)):

@@ -27,9 +27,13 @@ tracks under ``<key>.parts/``: a run killed (or out of disk) half way resumes fr
 An encoder that returns NaN or inf is refused with :class:`EmbeddingError` naming the
 checkpoint; nothing non-finite is cached.
 
+Any audio, no task and no split (:func:`embed_audio`): a file, a folder (recursive) or an
+array gives chunk embeddings with their centre timestamps and one track embedding each.
+
 CLI (wired as ``python -m workbench embed``)::
 
     python -m workbench embed --checkpoint runs/x/last.ckpt --task nsynth_pitch --split test --out emb/
+    python -m workbench embed --checkpoint runs/x/last.ckpt --audio "my music/" --out emb/
 """
 
 from __future__ import annotations
@@ -51,7 +55,8 @@ import torch
 from torch import nn
 
 __all__ = ["CACHE_VERSION", "EmbeddingError", "Embeddings", "cache_key", "chunk_starts", "default_cache_dir", "extract",
-           "main", "segment_mean", "state_dict_sha256", "target_array", "file_sha256"]
+           "main", "segment_mean", "state_dict_sha256", "target_array", "file_sha256", "AudioEmbeddings",
+           "embed_audio", "TRACK_AGGREGATIONS", "parquet_engine", "chunk_centres"]
 
 log = logging.getLogger(__name__)
 
@@ -314,22 +319,21 @@ def _save_shard(directory: Path, key: str, done: _Done, rows: Sequence[int]) -> 
         log.warning("could not save embedding progress to %s (%s); continuing without it", stem.parent, exc)
 
 
-def _load_progress(directory: Path, key: str, paths: Sequence[str]) -> tuple[_Done, bool]:
-    """Rows reusable from the full entry and any progress shards; and whether the full entry is
-    entirely reusable (a plain cache hit)."""
+def _load_progress(directory: Path, key: str, paths: Sequence[str]) -> tuple[_Done, dict | None]:
+    """Rows reusable from the full entry and any progress shards; and the full entry's meta when
+    all of it is reusable (a plain cache hit), else None."""
     done = _Done()
     full = _read_entry(directory / key)
-    hit = False
     if full is not None and "chunk_rows" in full[1]:
-        taken = done.merge(_done_of(*full), paths)
-        hit = taken == len(paths)
+        if done.merge(_done_of(*full), paths) == len(paths):
+            return done, dict(full[1]["meta"])
     parts = directory / f"{key}{PARTS_SUFFIX}"
-    if not hit and parts.is_dir():
+    if parts.is_dir():
         for idx in sorted(parts.glob("[0-9]*.json")):
             entry = _read_entry(idx.with_suffix(""))
             if entry is not None:
                 done.merge(_done_of(*entry), paths)
-    return done, hit
+    return done, None
 
 
 # ---------------------------------------------------------------- chunking and reading
@@ -353,6 +357,16 @@ def chunk_starts(n_samples: int, clip_samples: int, hop: int | None = None,
             pick = np.round(np.linspace(0, len(starts) - 1, max_chunks)).astype(np.int64)
             starts = starts[pick]
     return starts
+
+
+def chunk_centres(n_samples: int, clip_samples: int, hop: int | None = None,
+                  max_chunks: int | None = None) -> np.ndarray:
+    """Centre sample of each chunk of a track of ``n_samples`` (:func:`chunk_starts`), of the
+    audio it covers: a track shorter than one chunk has its centre at half its length."""
+    clip = clip_samples
+    starts = chunk_starts(max(n_samples, clip), clip, hop, max_chunks)
+    covered = np.minimum(clip, np.maximum(n_samples - starts, 0))
+    return starts + covered / 2.0
 
 
 def _cut(x: np.ndarray, clip_samples: int, hop: int | None, max_chunks: int | None) -> np.ndarray:
@@ -456,6 +470,7 @@ def extract(
     checkpoint_or_encoder: an encoder module (``[B, 1, T] → [B, D]``), a checkpoint path
         (Lightning checkpoint or plain encoder state dict) or an in-memory state dict.
     task: a task name or :class:`workbench.data.Task`.
+    split: train, valid, test, or ``"all"`` (every track of the task, e.g. of a ``folder``).
     sample_rate, clip_samples: override the encoder's own.
     hop, max_chunks: chunking (module docstring); defaults: non-overlapping, all chunks.
     transform: optional callable on ``[B, 1, T]`` chunk batches on ``device`` (e.g. a
@@ -469,8 +484,8 @@ def extract(
 
     if isinstance(task, str):
         task = data.task(task, root)
-    if split not in data.SPLITS:
-        raise ValueError(f"split must be one of {data.SPLITS}, got {split!r}.")
+    if split not in data.SPLIT_CHOICES:
+        raise ValueError(f"split must be one of {', '.join(data.SPLIT_CHOICES)}, got {split!r}.")
     if transform is not None and transform_key is None and use_cache:
         raise ValueError("a transform needs transform_key=… (e.g. 'chain-s1.0-seed0') so that its embeddings "
                          "are cached apart from clean ones; or pass use_cache=False.")
@@ -480,9 +495,10 @@ def extract(
 
     droot = data.resolve_root(task.dataset, root)
     df = data.manifest(task.name, root)
-    rows = df[df["split"] == split].reset_index(drop=True)
+    rows = data.select_split(df, split)
     if rows.empty:
-        raise ValueError(f"task {task.name}: split {split!r} is empty under {droot.path}.")
+        raise ValueError(f"task {task.name}: split {split!r} is empty under {droot.path} "
+                         f"({len(df)} clips in all; split={data.ALL!r} takes every one).")
     paths = rows["path"].astype(str).tolist()
 
     # Identify the encoder without building it when a checkpoint file is given, so a hit
@@ -507,12 +523,11 @@ def extract(
         fields["encoder_class"] = f"{type(encoder).__module__}.{type(encoder).__qualname__}"
     key = cache_key(fields)
     directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    done, hit = _load_progress(directory, key, paths) if use_cache else (_Done(), False)
-    if hit:
+    done, hit = _load_progress(directory, key, paths) if use_cache else (_Done(), None)
+    if hit is not None:
         log.info("embeddings for %s/%s from cache %s", task.name, split, directory / f"{key}.npy")
-        full = _read_entry(directory / key)
-        meta = dict(full[1]["meta"], cache_hit=True, task=task.name)  # the entry may be another task's
-        return _assemble(done, rows, task, meta)
+        # the entry may have been written for another task on the same audio: its own targets
+        return _assemble(done, rows, task, {**hit, "cache_hit": True, "task": task.name})
 
     if encoder is None:
         encoder, enc_meta, _ = _resolve_encoder(checkpoint_or_encoder)
@@ -525,9 +540,9 @@ def extract(
     todo = [r for r in range(len(rows)) if r not in done.rows()]
     bar = None
     if progress and todo:
-        from tqdm.auto import tqdm
+        from .progress import tqdm  # text bars unless a Jupyter front end is attached
 
-        bar = tqdm(total=len(todo), desc=f"embed {task.name}/{split}", leave=False)
+        bar = tqdm(total=len(todo), desc=f"embed {task.name}/{split}")
     try:
         for g in range(0, len(todo), SHARD_TRACKS):
             group = todo[g:g + SHARD_TRACKS]
@@ -667,14 +682,273 @@ def _encode_rows(encoder: nn.Module, group: list[int], paths: list[str], done: _
         encoder.train(was_training)
 
 
+# ---------------------------------------------------------------- any audio
+
+#: Track aggregations of chunk embeddings: name -> reduction over a track's chunks.
+TRACK_AGGREGATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "mean": lambda chunks: chunks.mean(0),  # SemiSupCon / CLMR's track embedding
+    "max": lambda chunks: chunks.max(0),
+}
+DEFAULT_AGGREGATION = "mean"
+#: Largest channel count of an array given to :func:`embed_audio` (its smaller axis).
+MAX_CHANNELS = 16
+
+
+@dataclass
+class AudioEmbeddings:
+    """Embeddings of any audio (:func:`embed_audio`).
+
+    chunks: float32 ``[n_chunks, D]``; timestamps: float64 ``[n_chunks]``, the centre of each
+    chunk in its track, in seconds (of the audio it covers: a track shorter than a chunk has
+    its centre at half its duration); track_index: int64 ``[n_chunks]``; tracks: float32
+    ``[n_tracks, D]``, each track's chunks under ``aggregation``; paths: one per track (``""``
+    for an array); ids: each track's path relative to the folder given (its name for a file);
+    durations: seconds; skipped: ``(path, reason)`` of the files that could not be read.
+    """
+
+    chunks: np.ndarray
+    timestamps: np.ndarray
+    track_index: np.ndarray
+    tracks: np.ndarray
+    paths: list[str]
+    ids: list[str]
+    durations: np.ndarray
+    aggregation: str = DEFAULT_AGGREGATION
+    meta: dict = field(default_factory=dict)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def n_tracks(self) -> int:
+        return len(self.paths)
+
+    @property
+    def dim(self) -> int:
+        return int(self.chunks.shape[1])
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """Row of each track's first chunk in ``chunks`` (its chunks are contiguous)."""
+        counts = np.bincount(self.track_index, minlength=self.n_tracks)
+        return np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+
+    def track(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(chunk embeddings, centre timestamps)`` of track ``i``."""
+        keep = self.track_index == i
+        return self.chunks[keep], self.timestamps[keep]
+
+    def index(self):
+        """One row per track: ``path, id, duration, offset, n_chunks`` (a DataFrame)."""
+        import pandas as pd
+
+        return pd.DataFrame({"path": self.paths, "id": self.ids, "duration": self.durations,
+                             "offset": self.offsets, "n_chunks": np.bincount(self.track_index,
+                                                                             minlength=self.n_tracks)})
+
+    def save(self, out: str | Path) -> list[Path]:
+        """Write ``embeddings.npz`` (every array), ``index.csv`` (one row per track),
+        ``meta.json`` and, when pandas has a Parquet engine, ``chunks.parquet`` and
+        ``tracks.parquet`` (one column per dimension). Returns the files written."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        written = [out / "embeddings.npz", out / "index.csv", out / "meta.json"]
+        np.savez(written[0], chunks=self.chunks, timestamps=self.timestamps, track_index=self.track_index,
+                 tracks=self.tracks, durations=self.durations, offsets=self.offsets,
+                 paths=np.asarray(self.paths, dtype=str), ids=np.asarray(self.ids, dtype=str))
+        self.index().to_csv(written[1], index=False)
+        written[2].write_text(json.dumps({**self.meta, "aggregation": self.aggregation,
+                                          "skipped": [list(s) for s in self.skipped]}, indent=2, default=str))
+        if parquet_engine() is not None:
+            import pandas as pd
+
+            columns = [f"e{d:03d}" for d in range(self.dim)]
+            chunks = pd.DataFrame(self.chunks, columns=columns)
+            chunks.insert(0, "id", [self.ids[t] for t in self.track_index])
+            chunks.insert(1, "track", self.track_index)
+            chunks.insert(2, "time", self.timestamps)
+            tracks = pd.concat([self.index(), pd.DataFrame(self.tracks, columns=columns)], axis=1)
+            chunks.to_parquet(out / "chunks.parquet", index=False)
+            tracks.to_parquet(out / "tracks.parquet", index=False)
+            written += [out / "chunks.parquet", out / "tracks.parquet"]
+        return written
+
+
+def parquet_engine() -> str | None:
+    """The Parquet engine pandas would use (``pyarrow`` or ``fastparquet``), or None."""
+    from pandas.io.parquet import get_engine
+
+    try:
+        engine = get_engine("auto")
+    except ImportError:
+        return None
+    return type(engine).__name__.replace("Impl", "").lower()
+
+
+def _as_mono(audio, sample_rate: int | None, target_sr: int) -> np.ndarray:
+    """An array (``[samples]``, or ``[channels, samples]`` / ``[samples, channels]``: the
+    smaller axis is the channels) as mono float32 at ``target_sr``."""
+    from .audio import resample
+
+    x = audio.detach().cpu().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio)
+    if x.ndim == 2:
+        axis = int(np.argmin(x.shape))
+        if x.shape[axis] > MAX_CHANNELS:
+            raise ValueError(f"embed_audio: a 2-d array is one track as [channels, samples] or [samples, channels] "
+                             f"(at most {MAX_CHANNELS} channels); got shape {x.shape}. Embed several tracks by "
+                             "saving them as files in a folder, or call embed_audio once per track.")
+        x = x.mean(axis=axis)
+    if x.ndim != 1 or x.size == 0:
+        raise ValueError(f"embed_audio: expected a non-empty 1-d (mono) or 2-d (multichannel) array, got shape "
+                         f"{x.shape}.")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"embed_audio: expected float samples in [-1, 1], got dtype {x.dtype}; convert integer PCM "
+                         "with x / 32768.0 (16-bit) first.")
+    x = x.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise ValueError("embed_audio: the array holds NaN or infinite samples.")
+    return resample(x, int(sample_rate), target_sr) if sample_rate and sample_rate != target_sr else x
+
+
+def _audio_files(audio: str | Path) -> tuple[list[Path], Path | None]:
+    """(files, folder): a file alone, or every audio file under a folder (recursive)."""
+    from .data.loaders.folder import audio_extensions, scan_audio
+
+    path = Path(audio).expanduser()
+    if path.is_dir():
+        files = scan_audio(path)
+        if not files:
+            raise FileNotFoundError(f"embed_audio: no audio file under {path} (searched recursively for "
+                                    f"{' '.join(audio_extensions())}).")
+        return files, path
+    if path.is_file():
+        return [path], None
+    raise FileNotFoundError(f"embed_audio: {path} is neither an audio file nor a folder.")
+
+
+def embed_audio(
+    checkpoint,
+    audio,
+    sample_rate: int | None = None,
+    *,
+    aggregation: str = DEFAULT_AGGREGATION,
+    hop: int | None = None,
+    max_chunks: int | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    device: str | torch.device = "cpu",
+    num_workers: int = 0,
+    progress: bool = False,
+) -> AudioEmbeddings:
+    """Embeddings of any audio with a frozen encoder: no task, no split.
+
+        emb = embed_audio("runs/x/checkpoints/last.ckpt", "my music/")   # a folder, a file or an array
+        emb.chunks, emb.timestamps, emb.tracks
+
+    checkpoint: a checkpoint path, an encoder module or a state dict (as :func:`extract`).
+    audio: an audio file; a folder (every audio file under it, recursively, in natural
+        order; a file that cannot be decoded is skipped with a warning and listed in
+        ``skipped``); or an array (one track, mono or multichannel, float in [-1, 1]).
+    sample_rate: the rate of an array (None: it is at the encoder's rate). Files carry
+        their own rate and are resampled to the encoder's.
+    aggregation: how a track's chunk embeddings become its embedding
+        (:data:`TRACK_AGGREGATIONS`).
+    hop, max_chunks: chunking as in :func:`chunk_starts` (default: non-overlapping chunks of
+        the encoder's ``clip_samples``; a track shorter than one chunk is zero-padded).
+    """
+    from . import audio as audio_io
+
+    if aggregation not in TRACK_AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {', '.join(TRACK_AGGREGATIONS)}, got {aggregation!r}.")
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}.")
+    _check_settings(hop=hop, max_chunks=max_chunks)
+    encoder, enc_meta, digest = _resolve_encoder(checkpoint)
+    sr = _setting(None, enc_meta, encoder, "sample_rate")
+    clip = _setting(None, enc_meta, encoder, "clip_samples")
+    source = enc_meta.get("checkpoint") or f"encoder {enc_meta.get('name') or type(encoder).__name__}"
+
+    skipped: list[tuple[str, str]] = []
+    if isinstance(audio, (str, Path)):
+        if sample_rate is not None:
+            raise ValueError(f"embed_audio: sample_rate is the rate of an array; {audio} is a path and its files carry "
+                             "their own rate (they are resampled to the encoder's). Leave sample_rate out.")
+        files, folder = _audio_files(audio)
+        paths = [str(f) for f in files]
+        done = _Done()
+        bar = None
+        if progress:
+            from .progress import tqdm
+
+            bar = tqdm(total=len(paths), desc="embed audio")
+        try:
+            _encode_rows(encoder, list(range(len(paths))), paths, done, sr, clip, hop, max_chunks, batch_size,
+                         torch.device(device), None, num_workers, source, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        skipped = [(paths[r], reason) for r, reason in sorted(done.skipped.items())]
+        kept = sorted(done.chunks)
+        if not kept:
+            raise ValueError(f"embed_audio: none of the {len(paths)} file(s) could be read: "
+                             f"{'; '.join(r for _, r in skipped[:3])}")
+        per_track = [done.chunks[r] for r in kept]
+        lengths = []
+        for r in kept:  # the decoded length at the encoder's rate, from the header (no second decode)
+            meta = audio_io.info(paths[r])
+            lengths.append(int(np.ceil(meta.frames * sr / meta.sample_rate)))
+        paths = [paths[r] for r in kept]
+        ids = [files[r].relative_to(folder).as_posix() if folder is not None else files[r].name for r in kept]
+    else:
+        x = _as_mono(audio, sample_rate, sr)
+        per_track = [_encode_chunks(encoder, _cut(x, clip, hop, max_chunks), batch_size, torch.device(device),
+                                    source)]
+        lengths, paths, ids = [len(x)], [""], ["<array>"]
+
+    X = np.concatenate(per_track).astype(np.float32)
+    track_index = np.concatenate([np.full(len(c), t, dtype=np.int64) for t, c in enumerate(per_track)])
+    timestamps = np.concatenate([chunk_centres(n, clip, hop, max_chunks)[:len(c)] / sr
+                                 for n, c in zip(lengths, per_track)])
+    reduce_track = TRACK_AGGREGATIONS[aggregation]
+    tracks = np.stack([reduce_track(c) for c in per_track]).astype(np.float32)
+    meta = {"source": str(audio) if paths[0] else "array", "sample_rate": sr, "clip_samples": clip,
+            "hop": hop or clip, "max_chunks": max_chunks, "encoder": enc_meta.get("name"),
+            "checkpoint": enc_meta.get("checkpoint"), "encoder_sha256": digest}
+    return AudioEmbeddings(X, timestamps, track_index, tracks, paths, ids,
+                           np.asarray(lengths, dtype=np.float64) / sr, aggregation, meta, skipped)
+
+
+@torch.no_grad()
+def _encode_chunks(encoder: nn.Module, chunks: np.ndarray, batch_size: int, device: torch.device,
+                   source: str) -> np.ndarray:
+    """Embeddings ``[n, D]`` of one track's chunks ``[n, T]`` (eval mode; the caller's mode restored)."""
+    was_training = encoder.training
+    encoder.eval()
+    encoder.to(device)
+    try:
+        outs = [encoder(torch.from_numpy(chunks[s:s + batch_size]).to(device).unsqueeze(1)).float().cpu().numpy()
+                for s in range(0, len(chunks), batch_size)]
+    finally:
+        encoder.train(was_training)
+    out = np.concatenate(outs)
+    if out.ndim != 2 or not np.isfinite(out).all():
+        raise EmbeddingError(f"{source}: the encoder returned {'NaN/inf' if out.ndim == 2 else out.shape} "
+                             "embeddings for finite audio; expected finite [B, D].")
+    return out
+
+
 # ---------------------------------------------------------------- CLI
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m workbench embed",
-                                description="Extract frozen-encoder chunk embeddings of a task split.")
+                                description="Extract frozen-encoder chunk embeddings of a task split (--task), "
+                                            "or of any audio file or folder (--audio).")
     p.add_argument("--checkpoint", required=True, help="checkpoint (.ckpt) or plain encoder state dict (.pt)")
-    p.add_argument("--task", required=True, help="task name, e.g. nsynth_pitch")
-    p.add_argument("--split", nargs="+", default=["test"], help="train/valid/test (several allowed; default test)")
+    p.add_argument("--task", default=None, help="task name, e.g. nsynth_pitch")
+    p.add_argument("--audio", default=None,
+                   help="an audio file or a folder (every audio file under it, recursively): writes "
+                        "embeddings.npz, index.csv (path, id, duration, offset, n_chunks), meta.json and, when "
+                        "pandas has a Parquet engine, chunks.parquet and tracks.parquet to --out")
+    p.add_argument("--aggregation", default=DEFAULT_AGGREGATION, choices=list(TRACK_AGGREGATIONS),
+                   help="--audio: track embedding from its chunks (default mean)")
+    p.add_argument("--split", nargs="+", default=["test"], help="train/valid/test/all (several allowed; default test)")
     p.add_argument("--out", required=True, help="output folder: <task>_<split>.npy and <task>_<split>.csv")
     p.add_argument("--root", default=None, help="data root (default: $WORKBENCH_DATA or the embedded benchmark)")
     p.add_argument("--sample-rate", type=int, default=None)
@@ -705,8 +979,23 @@ def write_index(emb: Embeddings, npy_path: Path, csv_path: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m workbench embed …``: write ``<out>/<task>_<split>.npy`` + ``.csv`` index."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if (args.task is None) == (args.audio is None):
+        parser.error("give either --task (a task split) or --audio FILE|DIR (any audio), not both or neither")
     out = Path(args.out)
+    if args.audio is not None:
+        if args.root or args.sample_rate or args.clip_samples or args.split != ["test"]:
+            parser.error("--audio takes every file as it is: --root, --split, --sample-rate and --clip-samples "
+                         "belong to --task")
+        emb = embed_audio(args.checkpoint, args.audio, aggregation=args.aggregation, hop=args.hop,
+                          max_chunks=args.max_chunks, batch_size=args.batch_size, device=args.device,
+                          num_workers=args.num_workers, progress=True)
+        written = emb.save(out)
+        print(f"{emb.n_tracks} tracks, {len(emb.chunks)} chunks × {emb.dim} -> {', '.join(map(str, written))}")
+        for path, reason in emb.skipped:
+            print(f"skipped {path}: {reason}")
+        return 0
     out.mkdir(parents=True, exist_ok=True)
     for split in args.split:
         emb = extract(args.checkpoint, args.task, split, root=args.root, sample_rate=args.sample_rate,

@@ -634,9 +634,8 @@ def run_experiment(path: str | Path, scale: str = DEFAULT_SCALE, *, out_root: st
         are still collected).
     figures_dir: None draws no figure.
     """
-    from tqdm.auto import tqdm
-
     from .params import resolve_path
+    from .progress import tqdm
 
     experiment = load_experiment(path, scale)
     out_dir = resolve_path(out_root) / experiment.name / scale

@@ -4,6 +4,7 @@
     ex = examples("nsynth_pitch", n=4)              # id, path, split, label
     players(ex)                                     # ipywidgets: one audio player per clip
     spectrograms(ex, "figures/spectrograms.png")    # log-mel spectrograms, matplotlib
+    player("a.wav", start=62.0)                     # one player from 1:02 (the latent maps' click)
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["LISTEN_SAMPLE_RATE", "MAX_SECONDS", "examples", "players", "log_mel", "spectrograms"]
+__all__ = ["LISTEN_SAMPLE_RATE", "MAX_SECONDS", "examples", "players", "player", "log_mel", "spectrograms"]
 
 #: Rate clips are decoded at for listening and spectrograms (the demo scale's rate).
 LISTEN_SAMPLE_RATE = 16000
@@ -33,7 +34,7 @@ def examples(task: str, n: int = 4, split: str = "train", seed: int = 0,
 
     spec = data.task(task, root)
     df = data.manifest(task, root)
-    part = df[df["split"] == split]
+    part = data.select_split(df, split)  # "all": every clip
     if part.empty:
         raise ValueError(f"task {task} has no {split!r} clips (splits: {sorted(set(df['split']))})")
     part = part.sample(frac=1.0, random_state=seed)
@@ -54,11 +55,24 @@ def examples(task: str, n: int = 4, split: str = "train", seed: int = 0,
     return picked[["id", "path", "split", "label"]].reset_index(drop=True)
 
 
-def _read(path: str, sample_rate: int) -> np.ndarray:
-    from .audio import read
+def _read(path: str, sample_rate: int, start: float = 0.0) -> np.ndarray:
+    """At most :data:`MAX_SECONDS` of ``path`` from ``start`` seconds (earlier if the file ends sooner)."""
+    from .audio import info, read
 
-    x = read(path, sample_rate)
-    return x[: int(MAX_SECONDS * sample_rate)]
+    if start <= 0:
+        x = read(path, sample_rate)
+        return x[: int(MAX_SECONDS * sample_rate)]
+    meta = info(path)
+    window = min(MAX_SECONDS, meta.duration)
+    return read(path, sample_rate, offset=max(0.0, min(start, meta.duration - window)),
+                num_samples=max(1, int(window * sample_rate)), pad=True)
+
+
+def player(path: str, sample_rate: int = LISTEN_SAMPLE_RATE, start: float = 0.0, autoplay: bool = False):
+    """An IPython audio player for at most :data:`MAX_SECONDS` of ``path`` from ``start`` s."""
+    from IPython.display import Audio
+
+    return Audio(data=_read(path, sample_rate, start), rate=sample_rate, autoplay=autoplay)
 
 
 def players(clips: pd.DataFrame, sample_rate: int = LISTEN_SAMPLE_RATE):

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 __all__ = [
-    "METRICS", "MetricWarning", "accuracy", "average_precision_macro", "chroma_accuracy", "compute",
+    "METRICS", "MetricWarning", "warn_once", "accuracy", "average_precision_macro", "chroma_accuracy", "compute",
     "key_weighted_score", "mir_eval_key", "pitch_midi", "r2", "r2_arousal", "r2_valence",
     "roc_auc_macro",
 ]
@@ -36,7 +36,23 @@ _MIR_EVAL_MODES = ("major", "minor")
 
 
 class MetricWarning(UserWarning):
-    """A metric had to leave something out (e.g. a tag with no positive test example)."""
+    """A metric had to leave something out (e.g. a tag with no positive test example).
+
+    Each message is shown once per process (:func:`warn_once`): probing several seeds,
+    epochs or checkpoints on one test set would otherwise repeat it for every score, since
+    every ``warnings.catch_warnings`` block in the libraries resets Python's own dedupe."""
+
+
+_WARNED: set[str] = set()
+
+
+def warn_once(message: str, stacklevel: int = 2) -> bool:
+    """Emit ``message`` as a :class:`MetricWarning` the first time only; True if emitted."""
+    if message in _WARNED:
+        return False
+    _WARNED.add(message)
+    warnings.warn(message, MetricWarning, stacklevel=stacklevel + 1)
+    return True
 
 
 # ---------------------------------------------------------------- helpers
@@ -77,7 +93,7 @@ def _valid_label_columns(y_true: np.ndarray, classes: Sequence[str] | None, metr
         msg = (f"{metric}: skipped {len(skipped)} of {y_true.shape[1]} classes with no positive or no "
                f"negative test example ({', '.join(names[:10])}{' …' if len(names) > 10 else ''}); "
                f"the macro average is over the remaining {int(ok.sum())}.")
-        warnings.warn(msg, MetricWarning, stacklevel=3)
+        warn_once(msg, stacklevel=3)
     if not ok.any():
         raise ValueError(f"{metric}: no class has both positive and negative test examples; "
                          "the test split is too small to score.")

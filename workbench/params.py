@@ -136,7 +136,8 @@ def _task_name(name: str, value: Any, kinds: Sequence[str] | None) -> str:
 
     if not isinstance(value, str) or value not in TASKS:
         raise _fail(name, value, f"unknown task{did_you_mean(value, TASKS)}; known tasks: {', '.join(sorted(TASKS))}")
-    if kinds is not None and TASKS[value].kind not in kinds:
+    if kinds is not None and TASKS[value].kind not in kinds and TASKS[value].dataset != "folder":
+        # (a folder's kind is decided by its data root: unlabelled, or labelled by its CSV)
         fitting = sorted(t for t, spec in TASKS.items() if spec.kind in kinds)
         raise _fail(name, value, f"task {value} is {TASKS[value].kind}; this parameter needs a "
                                  f"{' or '.join(kinds)} task, e.g. {', '.join(fitting[:6])}")
@@ -264,6 +265,12 @@ def _encoders() -> list[str]:
     return sorted(set(ENCODERS) | set(ENCODER_PRESETS))
 
 
+def _splits() -> list[str]:
+    from .data import SPLIT_CHOICES
+
+    return list(SPLIT_CHOICES)
+
+
 def _corruptions() -> list[str]:
     from .robustness import DEFAULT_CORRUPTIONS
 
@@ -272,8 +279,10 @@ def _corruptions() -> list[str]:
 
 LABELED = ("multiclass", "multilabel")
 PROBED = ("multiclass", "multilabel", "regression")
-#: Colourings of the latent-space plots (:mod:`workbench.latent`).
-COLOR_BY = ("label", "pitch_class", "octave", "instrument")
+#: Colourings of the latent-space plots (:data:`workbench.latent.COLOR_BY`).
+COLOR_BY = ("label", "pitch_class", "octave", "instrument", "file", "folder")
+#: Points of a latent map (:data:`workbench.latent.LEVELS`).
+LEVELS = ("track", "chunk")
 REDUCERS = ("tsne", "umap", "pca")
 AGGREGATIONS = ("embedding", "logits", "probabilities")
 
@@ -314,8 +323,10 @@ RULES: dict[str, Rule] = {
     "reducer": Rule(_choice(REDUCERS), "tsne, umap or pca"),
     "reducers": Rule(_names(lambda: list(REDUCERS)), "reducers to draw, e.g. tsne,umap"),
     "models": Rule(_free_names, "a name per checkpoint, a list or 'a,b'; empty: the run folder names"),
-    "color_by": Rule(_choice(COLOR_BY), "label, pitch_class, octave or instrument"),
-    "split": Rule(_choice(("train", "valid", "test")), "which split to embed"),
+    "color_by": Rule(_choice(COLOR_BY), "label, pitch_class, octave, instrument, file or folder (audio without "
+                                        "labels falls back to folder or file)"),
+    "split": Rule(_choice(_splits), "which split to embed; all: every clip (one's own audio)"),
+    "level": Rule(_choice(LEVELS), "track: a point per track; chunk: a point per chunk, time in track on hover"),
     "max_points": Rule(_number(10, None, integer=True, optional=True), "at most this many clips; None: all"),
     "examples": Rule(_number(0, 50, integer=True), "audio examples to show per task, 0-50"),
     "interactive": Rule(_bool, "build the ipywidgets explorer (JupyterLab) as well as the saved files"),

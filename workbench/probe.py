@@ -269,9 +269,7 @@ def check_finite(emb: Embeddings, what: str) -> None:
 def check_learnable(train: Embeddings, task) -> None:
     """Refuse a training split with one class (or only constant tags / targets), where any probe
     scores trivially; warn about single constant tag columns."""
-    import warnings
-
-    from .metrics import MetricWarning
+    from .metrics import warn_once
 
     y = train.targets
     if task.kind == "multiclass":
@@ -292,9 +290,9 @@ def check_learnable(train: Embeddings, task) -> None:
     if constant.any():
         cols = np.flatnonzero(constant)
         names = [task.classes[c] if task.classes and c < len(task.classes) else int(c) for c in cols[:5]]
-        warnings.warn(f"task {task.name}: {len(cols)} of {y.shape[1]} {'tag' if task.kind == 'multilabel' else 'target'}"
-                      f" column(s) are constant in the training split ({names}); the probe learns nothing "
-                      "about them.", MetricWarning, stacklevel=3)
+        warn_once(f"task {task.name}: {len(cols)} of {y.shape[1]} {'tag' if task.kind == 'multilabel' else 'target'}"
+                  f" column(s) are constant in the training split ({names}); the probe learns nothing "
+                  "about them.", stacklevel=3)  # once per process, not once per probe seed
 
 
 @contextlib.contextmanager
@@ -415,7 +413,8 @@ def probe_task(
     model, support: labels copied into the result rows (e.g. "semisupcon", "nsynth_pitch").
     probe_dir: if given, each probe is saved there as ``<task>-seed<seed>.pt``.
     Returns one record per (seed, aggregation); :func:`workbench.results.aggregate`
-    turns them into mean ± std rows.
+    turns them into mean ± std rows. Tracks that could not be read are left out of every
+    split (with a warning) and listed in each record's ``skipped`` (split -> id -> reason).
     """
     from . import data
     from .embed import extract

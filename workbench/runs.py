@@ -20,7 +20,7 @@ from typing import Any
 
 __all__ = ["new_run_dir", "environment", "write_env", "write_json", "mark_finished", "is_finished",
            "resume_checkpoint",
-           "RunExistsError", "FINISHED_MARKER"]
+           "RunExistsError", "CheckpointError", "FINISHED_MARKER", "read_json"]
 
 FINISHED_MARKER = "FINISHED"
 _SAFE = re.compile(r"[^A-Za-z0-9_.=-]+")
@@ -28,6 +28,10 @@ _SAFE = re.compile(r"[^A-Za-z0-9_.=-]+")
 
 class RunExistsError(FileExistsError):
     """Refusal to write into a run that already finished."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read (truncated, empty, foreign); the message names the file."""
 
 
 def new_run_dir(base: str | Path, name: str, *, fixed: bool = False) -> Path:
@@ -101,6 +105,12 @@ def write_json(path: str | Path, obj: Any) -> Path:
     tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def read_json(path: str | Path, default: Any = None) -> Any:
+    """The JSON in ``path``, or ``default`` when the file does not exist."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.is_file() else default
 
 
 def write_env(run_dir: str | Path) -> Path:

@@ -114,6 +114,38 @@ def test_sigkill_during_embed_resumes_from_the_saved_tracks(pool, tmp_path, fn, 
     assert not list(cache.glob("*.parts"))  # progress shards are dropped once the entry is complete
 
 
+def test_two_embeds_at_once_on_one_cache_both_finish_correctly(pool, tmp_path):
+    import subprocess
+    import sys
+
+    from faultkit import child_env
+
+    cache = tmp_path / "emb"
+    script = f"""
+import sys, time
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+import faultkit
+from workbench import embed
+embed.SHARD_TRACKS = 1
+class Slow(faultkit.StatsEncoder):
+    def forward(self, x):
+        time.sleep(0.05)
+        return super().forward(x)
+Slow.__qualname__, Slow.__module__ = "StatsEncoder", "faultkit"  # the parent encoder's cache key
+emb = embed.extract(Slow(), "folder", "train", root={str(pool)!r}, cache_dir={str(cache)!r}, progress=False)
+print("tracks", emb.n_tracks)
+"""
+    procs = [subprocess.Popen([sys.executable, "-c", script], env=child_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [e for _, e in results]
+    assert all(f"tracks {len(split_of(pool))}" in o for o, _ in results)
+    enc = StatsEncoder()
+    emb = embed.extract(enc, "folder", "train", root=pool, cache_dir=cache, progress=False)
+    assert emb.meta["cache_hit"] and enc.chunks == 0
+    assert_correct(emb, pool)
+
+
 def test_full_disk_during_embed_returns_the_embeddings_and_keeps_the_progress(pool, tmp_path, monkeypatch):
     monkeypatch.setattr(embed, "SHARD_TRACKS", 2)
     original = embed._write_entry

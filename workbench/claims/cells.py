@@ -164,8 +164,8 @@ _IDENTITY_CACHE: dict = {}
 
 def data_identity(tasks) -> dict:
     """Per data set read by ``tasks``: the embedded benchmark's ``generator_version``, scale and
-    seed (from its SYNTHETIC.json), or the real data's folder; ``missing`` with the message
-    when the data set is not found. Resolving an embedded data set renders it on first use."""
+    seed (from its SYNTHETIC.json), or the real data's folder; ``{"missing": True}`` when the
+    data set is not found. Resolving an embedded data set renders it on first use."""
     from ..data.tasks import get_spec
 
     out = {}
@@ -186,8 +186,8 @@ def _identity_of(task: str) -> dict:
 
     try:
         root = data.data_root(task)
-    except FileNotFoundError as err:
-        return {"missing": str(err)}
+    except FileNotFoundError:  # no message in the hash: it names this machine's folders
+        return {"missing": True}
     if not root.synthetic:
         return {"synthetic": False, "source": root.source, "path": str(root.path)}
     for folder in (root.path, *root.path.parents[:2]):
@@ -312,10 +312,13 @@ def _train_summary(cell: Cell, run_dir: Path, how: str) -> dict:
 
 
 def _missing(task: str) -> str | None:
-    ident = data_identity([task])
-    for value in ident.values():
-        if "missing" in value:
-            return value["missing"]
+    """Why ``task``'s data cannot be read (the data API's message), or None."""
+    from .. import data
+
+    try:
+        data.data_root(task)
+    except FileNotFoundError as err:
+        return str(err)
     return None
 
 

@@ -175,8 +175,8 @@ def figure4_latent(maps: dict, knn: dict, path: Path, synthetic: bool = True) ->
                       "n_points": len(frame)})
     axes[0][0].legend(fontsize=6, markerscale=2, ncol=2, title="pitch class", title_fontsize=7)
     data = "synthetic data (embedded benchmark)" if synthetic else "real data"
-    fig.suptitle(f"Figure 4 — t-SNE of NSynth test embeddings, ours: {data}. Paper: the pitch-support map is "
-                 "highly organised by pitch, the SSL map much less", fontsize=9)
+    fig.suptitle(textwrap.fill(f"Figure 4 — t-SNE of NSynth test embeddings, ours: {data}. Paper (real data): the "
+                               "pitch-support map is highly organised by pitch, the SSL map much less", 100), fontsize=9)
     fig.tight_layout()
     return WF._save(fig, path, pd.DataFrame(table))
 

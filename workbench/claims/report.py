@@ -136,7 +136,7 @@ def _claim_entry(res: _Results, claim: Claim, scale: str) -> tuple[dict, list[st
             label, values = _condition_values(res, cond, part_missing)
             conds.append({"label": label, "x": cond.x, "values": values})
         missing += part_missing
-        test = part_verdict(part.expect, conds) if not part_missing else \
+        test = part_verdict(part.expect, conds, side=part.side) if not part_missing else \
             {"test": None, "statistic": None, "p_value": None, "verdict": "pending"}
         parts.append({"metric": part.metric, "expect": part.expect, "conditions": conds, "test": test["test"],
                       "statistic": _num(test["statistic"]), "p_value": _num(test["p_value"]),
@@ -205,10 +205,7 @@ def _md(payload: dict, missing: dict, figures: Path) -> str:
         if len(c["parts"]) > 1:
             ours += f" (+{len(c['parts']) - 1} more part{'s' if len(c['parts']) > 2 else ''} below)"
         link = Path(c["figure"])
-        try:
-            link = link.relative_to(figures)
-        except ValueError:
-            pass
+        link = Path(*link.parts[1:]) if link.parts and link.parts[0] == "figures" else link  # beside the md
         lines.append(f"| `{c['id']}` | {c['source']} | {c['statement'].replace('|', '/')} | "
                      f"{_paper_text(c['paper'])} | {ours.replace('|', '/')} | **{c['verdict']}** | "
                      f"[{link.name}]({link.as_posix()}) |")

@@ -113,13 +113,14 @@ def plan_states(grid: Grid, cells: Sequence[Cell], results: Path, *, with_data: 
     return out
 
 
-def _seconds_per_unit(states: Sequence[CellState], results: Path) -> float:
+def _seconds_per_unit(states: Sequence[CellState], results: Path, key: str = "wall_s") -> float:
+    """Measured seconds (``wall_s`` or ``cpu_s``) per cost unit over the finished cells."""
     walls, units = 0.0, 0.0
     for st in states:
         if st.state == "done":
             stored = store.read_result(results, st.cell.id) or {}
-            if stored.get("wall_s") and st.units:
-                walls += float(stored["wall_s"])
+            if stored.get(key) and st.units:
+                walls += float(stored[key])
                 units += st.units
     return walls / units if units else DEFAULT_SECONDS_PER_UNIT
 
@@ -219,12 +220,22 @@ def _update_rate(rate: float, wall: float, units: float, n: int) -> float:
 
 
 # --------------------------------------------------------------------------- CLI
-def _select(grid: Grid, only: Sequence[str] | None) -> list[Cell]:
-    if not only:
-        return list(grid.cells.values())
-    for claim_id in only:
-        grid.claim(claim_id)  # unknown ids fail with a did-you-mean
-    return grid.cells_for(only)
+def _select(grid: Grid, only: Sequence[str] | None, cell_ids: Sequence[str] | None = None) -> list[Cell]:
+    chosen = list(grid.cells.values())
+    if only:
+        for claim_id in only:
+            grid.claim(claim_id)  # unknown ids fail with a did-you-mean
+        chosen = grid.cells_for(only)
+    if cell_ids:
+        import difflib
+
+        for cid in cell_ids:
+            if cid not in grid.cells:
+                close = difflib.get_close_matches(cid, list(grid.cells), n=2)
+                hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+                raise KeyError(f"unknown cell {cid!r}{hint}; list them with --dry-run")
+        chosen = [c for c in chosen if c.id in set(cell_ids)]
+    return chosen
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -234,6 +245,7 @@ def _parser() -> argparse.ArgumentParser:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", default="demo", choices=SCALES)
     ap.add_argument("--only", nargs="+", metavar="ID", help=f"claim ids: {', '.join(CLAIM_IDS)}")
+    ap.add_argument("--cells", nargs="+", metavar="CELL", help="run only these cells (ids as --dry-run lists them)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (probes, training)")
     ap.add_argument("--dry-run", action="store_true", help="list the cells, their state and the ETA; run nothing")
     ap.add_argument("--report-only", action="store_true", help="write the report and figures from results/ alone")
@@ -275,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     grid = build_grid(args.scale)
     try:
-        chosen = _select(grid, args.only)
+        chosen = _select(grid, args.only, args.cells)
     except KeyError as err:
         ap.error(str(err.args[0]))
     if args.dry_run:
@@ -285,8 +297,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             extra = f" — {st.message}" if st.message else ""
             print(f"{st.state:12s} {st.cell.id:45s} ~{_fmt_s(rate * st.units):>8s} {','.join(st.cell.claims)}{extra}")
         left = [st for st in states if st.state in ("todo", "changed", "locked")]
+        cpu_rate = _seconds_per_unit(states, results, "cpu_s")
+        print("\nper claim (each cell counted once, under the first claim that needs it):")
+        by_claim: dict[str, list[CellState]] = {}
+        for st in states:
+            by_claim.setdefault(st.cell.claims[0], []).append(st)
+        for claim_id, group in by_claim.items():
+            todo = [st for st in group if st.state in ("todo", "changed", "locked")]
+            units = sum(st.units for st in todo)
+            print(f"  {claim_id:12s} {len(group):4d} cells, {len(todo):4d} left: ~{_fmt_s(rate * units)} wall, "
+                  f"~{_fmt_s(cpu_rate * units)} CPU")
         print(f"{len(states)} cells: {sum(s.state == 'done' for s in states)} done, {len(left)} left "
-              f"(ETA {_fmt_s(rate * sum(s.units for s in left))} at {rate:.2f} s/unit on one worker), "
+              f"(ETA {_fmt_s(rate * sum(s.units for s in left))} at {rate:.2f} s/unit on one worker; CPU "
+              f"~{_fmt_s(cpu_rate * sum(s.units for s in left))} at {cpu_rate:.2f} CPU s/unit), "
               f"{sum(s.state == 'not_runnable' for s in states)} not runnable")
         return 0
     if n_devices > 1:
@@ -309,6 +332,8 @@ def _spawn(args, n: int, results: Path) -> int:
             "--results", args.results, "--figures", args.figures, "--no-report"]
     if args.only:
         base += ["--only", *args.only]
+    if args.cells:
+        base += ["--cells", *args.cells]
     procs = []
     for k in range(n):
         env = dict(os.environ)

@@ -11,7 +11,9 @@ conditions, each ``{"label", "x", "values"}`` with one value per pretraining see
     one-sided in the expected direction.
 ``none``
     no difference / no trend expected: two conditions → two-sided Welch t-test; more (with
-    numeric ``x``) → two-sided Spearman test.
+    numeric ``x``) → two-sided Spearman test. A part may name one side (``side="less"``:
+    only a drop of the second condition counts, as in "costs little"): then the Welch test
+    is one-sided in that direction.
 
 A part **holds** when p < :data:`ALPHA` in the expected direction, **fails** when p < ALPHA
 the other way (for the one-sided tests: the one-sided test in the opposite direction), and
@@ -45,7 +47,8 @@ VERDICTS = ("holds", "fails", "inconclusive", "pending")
 RULE = (
     f"Each part compares per-pretraining-seed values. expect 'greater'/'less': two conditions, the second "
     f"compared with the first by a one-sided Welch t-test; 'increasing'/'decreasing': Spearman's rho over every "
-    f"(x, value) pair, one-sided; 'none': two-sided Welch (two conditions) or two-sided Spearman (more). A part "
+    f"(x, value) pair, one-sided; 'none': two-sided Welch (two conditions; one-sided where the part names a side, "
+    f"e.g. 'a drop only') or two-sided Spearman (more). A part "
     f"holds when p < {ALPHA} in the expected direction, fails when p < {ALPHA} the other way, is inconclusive "
     f"otherwise; for 'none' it holds when p >= {ALPHA} and fails when p < {ALPHA}. An undefined test (n < 2 in "
     f"a condition, < 3 pairs, no variation) is inconclusive. A claim is pending while any part lacks values, "
@@ -108,14 +111,18 @@ def _opposite(direction: str) -> str:
     return "less" if direction == "greater" else "greater"
 
 
-def part_verdict(expect: str, conditions: Sequence[dict], alpha: float = ALPHA) -> dict:
+def part_verdict(expect: str, conditions: Sequence[dict], alpha: float = ALPHA, side: str | None = None) -> dict:
     """Test one part: ``{"test", "statistic", "p_value", "verdict", "note"}``.
 
     conditions: ``[{"label", "x", "values": [...]}, …]`` in the order the expectation reads
     them (for greater/less: the reference first). A condition with no values makes the part
     ``pending``. ``p_value`` is the p of the test in the expected direction (two-sided for
     ``none``); a part fails on the one-sided test in the opposite direction.
+    side: for ``none`` with two conditions, ``"less"`` or ``"greater"`` tests only that
+    direction of the second against the first (default: two-sided).
     """
+    if side not in (None, "less", "greater"):
+        raise ValueError(f"side must be None, 'less' or 'greater', got {side!r}")
     if expect not in EXPECTS:
         raise ValueError(f"expect must be one of {EXPECTS}, got {expect!r}")
     conditions = list(conditions)
@@ -129,8 +136,8 @@ def part_verdict(expect: str, conditions: Sequence[dict], alpha: float = ALPHA) 
             raise ValueError(f"expect={expect!r} compares exactly two conditions, got {len(conditions)}")
         first, second = conditions[0]["values"], conditions[1]["values"]
         if expect == "none":
-            stat, p = welch(first, second, "two-sided")
-            test, p_other = "welch_t_two_sided", None
+            stat, p = welch(first, second, side or "two-sided")
+            test, p_other = ("welch_t_two_sided" if side is None else f"welch_t_one_sided_{side}"), None
         else:
             d = _direction(expect)
             stat, p = welch(first, second, d)

@@ -23,9 +23,13 @@ from .roots import DataRoot, resolve_root
 from .tasks import TASKS, Task, UnknownTaskError, get_spec
 
 __all__ = ["DataRoot", "TASKS", "Task", "UnknownTaskError", "manifest", "resolve_root", "task", "tasks",
-           "data_root"]
+           "data_root", "ALL", "SPLIT_CHOICES", "select_split"]
 
 SPLITS = ("train", "valid", "test")
+#: Not a split but a selector: every clip of the task, whatever its split (e.g. a folder of one's own audio).
+ALL = "all"
+#: What a ``split`` argument may be.
+SPLIT_CHOICES = (*SPLITS, ALL)
 REQUIRED_COLUMNS = ("id", "path", "split", "target")
 
 
@@ -71,6 +75,14 @@ def task(name: str, root: str | Path | None = None) -> Task:
         return spec
     _, classes = _build(name, str(data_root(name, root).path))
     return spec.with_classes(list(classes))
+
+
+def select_split(df: pd.DataFrame, split: str) -> pd.DataFrame:
+    """The rows of manifest ``df`` in ``split`` (every row for :data:`ALL`), renumbered from 0."""
+    if split not in SPLIT_CHOICES:
+        raise ValueError(f"split must be one of {', '.join(SPLIT_CHOICES)}, got {split!r}.")
+    rows = df if split == ALL else df[df["split"] == split]
+    return rows.reset_index(drop=True)
 
 
 def manifest(name: str, root: str | Path | None = None) -> pd.DataFrame:

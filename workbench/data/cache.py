@@ -459,7 +459,7 @@ def _progress(total: int, desc: str, enabled: bool):
     if not enabled or total == 0:
         return None
     try:
-        from tqdm.auto import tqdm
+        from ..progress import tqdm
     except ImportError:  # tqdm is a dependency, but progress is optional
         return None
     return tqdm(total=total, desc=desc, unit="file")

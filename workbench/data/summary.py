@@ -10,12 +10,15 @@ import pandas as pd
 
 from ..audio import AudioError, info
 from . import data_root, manifest, task
+from .embedded import STAND_INS
 from .tasks import TASKS
 
-__all__ = ["summarize", "format_summary", "main", "DEMO_TASKS"]
+__all__ = ["summarize", "format_summary", "main", "DEMO_TASKS", "EMBEDDED_TASKS"]
 
 #: The tasks the embedded benchmark provides (and the demo probes / pretrains on).
 DEMO_TASKS = ("nsynth_pitch", "nsynth_instrument", "giantsteps_key", "mtat_top50", "fma_medium")
+#: Every task the embedded benchmark provides (``data summary`` lists them by default).
+EMBEDDED_TASKS = tuple(t for m in STAND_INS for t in m.TASKS)
 
 
 def _seconds(paths) -> float:
@@ -67,7 +70,7 @@ def format_summary(df: pd.DataFrame) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="workbench data summary", description=__doc__)
-    ap.add_argument("tasks", nargs="*", default=list(DEMO_TASKS), help=f"task names (known: {', '.join(TASKS)})")
+    ap.add_argument("tasks", nargs="*", default=list(EMBEDDED_TASKS), help=f"task names (known: {', '.join(TASKS)})")
     ap.add_argument("--root", help="data root (default: $WORKBENCH_DATA or the embedded benchmark)")
     args = ap.parse_args(argv)
     df = summarize(args.tasks, args.root)

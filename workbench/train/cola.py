@@ -27,17 +27,13 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import time
 from pathlib import Path
 
 import lightning as L
 import torch
 import torch.nn as nn
-import yaml
-from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
 
-from .. import runs
 from ..augment import build_chain
 from ..config import (BILINEAR_INIT_STD, COLA_SCALES, COLA_TEMPERATURE, HEADS, COLAConfig,  # noqa: F401
                       ConfigError, load_cola_config, resolve_cola_config)
@@ -54,11 +50,11 @@ from ..scales import COLA_LR_GAMMA as LR_GAMMA, COLA_PAPER_BATCH as PAPER_BATCH 
 from ..scales import COLA_PAPER_LR as PAPER_LR, COLA_PAPER_LR_MILESTONE as PAPER_LR_MILESTONE  # noqa: F401
 from ..scales import COLA_PAPER_STEPS as PAPER_STEPS  # noqa: F401
 from ..scales import COLA_SMOKE_CLIP_SAMPLES as SMOKE_CLIP_SAMPLES, COLA_SMOKE_ENCODER as SMOKE_ENCODER  # noqa: F401
-from .pretrain import NonFiniteLossError, _merge_metrics, _step_of, build_trainer
+from .run import Method, NonFiniteLossError, fit
 
 __all__ = ["COLAConfig", "COLA_SCALES", "HEADS", "COLAModule", "NonFiniteLossError", "build_msa_dataloader",
            "calibrate_batchnorm", "load_cola_config", "projection_head", "random_init_checkpoint",
-           "resolve_cola_config", "train_cola", "main"]
+           "resolve_cola_config", "train_cola", "main", "METHOD"]
 
 #: Batches run (no gradient) to set BatchNorm statistics of a random-init reference checkpoint.
 CALIBRATION_BATCHES = 16
@@ -138,8 +134,6 @@ class COLAModule(L.LightningModule):
         silent = batch.get("silent")
         silent_all = gather(silent.to(anchor.device)).bool() if silent is not None else None
         loss = self.pair_loss(anchor_all, positive_all, silent_all)
-        if not torch.isfinite(loss):
-            self._on_non_finite(loss)
         n = anchor_all.shape[0]
         self.log("loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=n)
         if self.global_step % self.cfg.log_every == 0:
@@ -155,19 +149,6 @@ class COLAModule(L.LightningModule):
                           on_step=True, on_epoch=False, batch_size=n)
         return loss
 
-    def _on_non_finite(self, loss: torch.Tensor) -> None:
-        run_dir = Path(self.trainer.default_root_dir)
-        if all(torch.isfinite(p).all() for p in self.parameters()):
-            path = run_dir / "checkpoints" / "last-good.ckpt"
-            self.trainer.save_checkpoint(path)
-            where = f" The last good state (weights before step {self.global_step}) is in {path}."
-        else:
-            where = (f" Weights are already non-finite; resume from the last periodic checkpoint in "
-                     f"{run_dir}/checkpoints.")
-        raise NonFiniteLossError(
-            f"loss became {loss.item()} at step {self.global_step}.{where} Lower lr (now {self.cfg.lr}), "
-            "enable grad_clip, raise temperature, or use precision='32-true'.")
-
     def configure_optimizers(self):
         opt = torch.optim.Adam(self.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         if not self.cfg.lr_milestones:
@@ -175,25 +156,6 @@ class COLAModule(L.LightningModule):
         sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(self.cfg.lr_milestones),
                                                      gamma=self.cfg.lr_gamma)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}
-
-
-class _Throughput(Callback):
-    """Logs pairs/s and the mean seconds per step since the first step of this attempt."""
-
-    def __init__(self):
-        self.t0, self.pairs, self.steps = None, 0, 0
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        if self.t0 is None:
-            self.t0 = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        self.pairs += batch["mix"].shape[0]
-        self.steps += 1
-        dt = time.perf_counter() - self.t0
-        if dt > 0:
-            module.log_dict({"pairs_per_s": self.pairs / dt, "s_per_step": dt / self.steps}, on_step=True,
-                            on_epoch=False, prog_bar=True, batch_size=1)
 
 
 # --------------------------------------------------------------------------- data
@@ -242,57 +204,27 @@ def _data_record(config: COLAConfig, pool: MSAPool) -> dict:
                      "stems": pool.stem_names, **data.data_root(config.pool, config.pool_root).to_dict()}}
 
 
+METHOD = Method(
+    name="cola", config=COLAConfig, load=load_cola_config, module=COLAModule, prepare=_pool,
+    loader=lambda config, pool, splits_dir, start_step: build_msa_dataloader(config, pool, splits_dir, start_step),
+    data_record=_data_record, rows=lambda config: config.batch_size, unit="pairs",
+)
+
+
 # --------------------------------------------------------------------------- training
 def train_cola(config: COLAConfig | None = None, *, resume: str | Path | None = None,
-               progress: bool = True) -> Path:
+               progress: bool = True, overrides: dict | None = None) -> Path:
     """Train one COLA-MSA model; returns its run directory.  ``resume`` = an unfinished run directory.
 
     The run directory holds ``config.yaml``, ``splits/`` (the pool's ids and stems),
     ``data.json``, ``env.json``, ``metrics.csv`` (every logged step), ``metrics.json`` and
     ``FINISHED`` once done, and ``checkpoints/`` (every ``checkpoint_every`` steps and
-    ``last.ckpt``).
+    ``last.ckpt``); the lifecycle is :func:`workbench.train.run.fit`'s.
     """
-    if resume is not None:
-        run_dir = Path(resume)
-        ckpt = runs.resume_checkpoint(run_dir)
-        config = load_cola_config(run_dir / "config.yaml")
-        pool = _pool(config)
-    else:
-        if config is None:
-            raise ValueError("train_cola() needs a config or resume=RUN_DIR")
-        config.validate()
-        pool = _pool(config)  # fails (no stems) before a run directory is made
-        run_dir = runs.new_run_dir(config.runs_dir, config.name)
-        config.save(run_dir / "config.yaml")
-        ckpt = None
-    runs.write_env(run_dir)
-    runs.write_json(run_dir / "data.json", _data_record(config, pool))
-    start_step = _step_of(ckpt) if ckpt else 0
-    # a resumed run reseeds (crops and batches) so that it does not replay its first steps
-    L.seed_everything(config.seed + start_step, workers=True, verbose=False)
-    loader = build_msa_dataloader(config, pool=pool, splits_dir=run_dir / "splits", start_step=start_step)
-    module = COLAModule(config.to_dict())
-    if config.compile:
-        module.encoder = torch.compile(module.encoder)
-    trainer = build_trainer(config, run_dir, _Throughput(), progress=progress)
-    t0 = time.perf_counter()
-    try:
-        trainer.fit(module, train_dataloaders=loader, ckpt_path=str(ckpt) if ckpt else None)
-    finally:
-        if trainer.is_global_zero:
-            _merge_metrics(run_dir)
-    wall = time.perf_counter() - t0
-    if trainer.global_step >= config.steps and trainer.is_global_zero:
-        steps_run = max(trainer.global_step - start_step, 1)
-        summary = {
-            "steps": trainer.global_step, "wall_s": wall, "steps_run": steps_run,
-            "s_per_step": wall / steps_run, "pairs_per_s": steps_run * config.batch_size / wall,
-            "final": {k: float(v) for k, v in trainer.callback_metrics.items()},
-            "checkpoint": str(run_dir / "checkpoints" / "last.ckpt"),
-        }
-        runs.write_json(run_dir / "metrics.json", summary)
-        runs.mark_finished(run_dir, steps=trainer.global_step)
-    return run_dir
+    if resume is None and config is None:
+        raise ValueError("train_cola() needs a config or resume=RUN_DIR")
+    return fit(METHOD, config, resume=resume, overrides=overrides, progress=progress,
+               hint="raise temperature, ")
 
 
 def calibrate_batchnorm(module: nn.Module, batches) -> nn.Module:
@@ -343,28 +275,13 @@ def random_init_checkpoint(config: COLAConfig, path: str | Path,
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m workbench cola [--scale demo] [key=value …] [--resume DIR]``: COLA-MSA pretraining."""
-    import argparse
+    from .cli import run_cli, trainer_parser
 
-    ap = argparse.ArgumentParser(prog="workbench cola", description=main.__doc__)
+    ap = trainer_parser("workbench cola", main.__doc__, COLAConfig)
     ap.add_argument("--scale", default="demo", choices=sorted(COLA_SCALES))
-    ap.add_argument("--resume", help="an unfinished run directory to continue from its last checkpoint")
-    ap.add_argument("--no-progress", action="store_true")
-    ap.add_argument("overrides", nargs="*", help="config overrides as key=value (YAML values), e.g. stems=[drums]")
     args = ap.parse_args(argv)
-    if args.resume:
-        if args.overrides:
-            ap.error("--resume continues a run with its saved config.yaml; drop the overrides")
-        run_dir = train_cola(resume=args.resume, progress=not args.no_progress)
-    else:
-        overrides = {}
-        for item in args.overrides:
-            if "=" not in item:
-                ap.error(f"override {item!r} is not key=value")
-            key, value = item.split("=", 1)
-            overrides[key] = yaml.safe_load(value)
-        run_dir = train_cola(resolve_cola_config(args.scale, **overrides), progress=not args.no_progress)
-    print(f"run directory: {run_dir}")
-    return 0
+    return run_cli(ap, args, cls=COLAConfig, load=load_cola_config, train=train_cola,
+                   resolve=lambda a, overrides: resolve_cola_config(a.scale, **overrides))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -160,15 +160,18 @@ def train_supervised(config: SupervisedConfig, *, progress: bool = True) -> tupl
     best = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val_loss", mode="min",
                            save_top_k=1, save_last=True)
     stop = EarlyStopping(monitor="val_loss", mode="min", patience=config.patience, check_finite=True)
+    from ..progress import lightning_progress_bar  # text bars unless a Jupyter front end is attached
+
     trainer = L.Trainer(default_root_dir=str(run_dir), max_steps=config.max_steps, max_epochs=-1,
                         val_check_interval=config.val_every, check_val_every_n_epoch=None,
-                        callbacks=[best, stop], logger=CSVLogger(run_dir, name="logs", version=""),
+                        callbacks=[best, stop] + ([lightning_progress_bar()] if progress else []),
+                        logger=CSVLogger(run_dir, name="logs", version=""),
                         enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
                         log_every_n_steps=max(1, config.val_every // 5), accelerator="auto", devices=1)
     t0 = time.perf_counter()
     trainer.fit(module, loader("train", True), loader("valid", False))
     if best.best_model_path:
-        state = torch.load(best.best_model_path, map_location="cpu", weights_only=False)["state_dict"]
+        state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
     module.eval()
     emb = extract(_Logits(module), spec, "test", root=config.root, use_cache=False, progress=progress)

@@ -15,15 +15,23 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["Item", "RENDER_SAMPLE_RATE", "TRAIN_SOUNDFONTS", "TEST_SOUNDFONTS", "SOUNDFONT_ORDER", "TASK_CODES",
-           "item_rng", "plan_rng", "num_samples", "write_audio", "write_mp3", "fade", "peak_gain"]
+           "item_rng", "plan_rng", "num_samples", "write_audio", "write_mp3", "write_wav", "fade", "peak_gain", "render_mix"]
 
 RENDER_SAMPLE_RATE = 16000
 TRAIN_SOUNDFONTS = ("FluidR3_GM", "GeneralUser")
 TEST_SOUNDFONTS = ("TimGM6mb",)
 SOUNDFONT_ORDER = TRAIN_SOUNDFONTS + TEST_SOUNDFONTS  # fixes the NSynth instrument numbers
-TASK_CODES = {"nsynth": 1, "giantsteps": 2, "mtat": 3, "fma_medium": 4}  # part of every item's seed
+TASK_CODES = {"nsynth": 1, "giantsteps": 2, "mtat": 3, "fma_medium": 4, "gtzan": 5, "emomusic": 6, "mtg_jamendo": 7,
+              "medleydb": 8}  # part of every item's seed
 
 PEAK = 0.89  # peak level of normalised mixes (-1 dBFS)
+# MP3 encoding: constant bitrate, high enough (144 kb/s at 16 kHz mono) that LAME's bit reservoir
+# never reaches back further than the frames libmpg123 decodes before a seek target.  At
+# libsndfile's default (80 kb/s) a frame's main data often starts two or more frames back, and
+# every windowed read (soundfile seek + read) then prints "part2_3_length (…) too large for
+# available bit count" from libmpg123 for the frame it cannot complete.
+MP3_BITRATE_MODE = "CONSTANT"
+MP3_COMPRESSION_LEVEL = 0.1  # soundfile's 0 (highest bitrate) … 1 (lowest)
 FADE_SECONDS = 0.02  # fade-out at the end of every excerpt
 
 
@@ -64,7 +72,9 @@ def write_audio(path: Path, audio: np.ndarray, **kwargs) -> None:
 
 
 def write_mp3(path: Path, audio: np.ndarray) -> None:
-    write_audio(path, np.clip(audio, -1.0, 1.0).astype(np.float32), format="MP3")
+    """MP3 (CBR, :data:`MP3_COMPRESSION_LEVEL`) that libmpg123 reads from any position without complaint."""
+    write_audio(path, np.clip(audio, -1.0, 1.0).astype(np.float32), format="MP3",
+                bitrate_mode=MP3_BITRATE_MODE, compression_level=MP3_COMPRESSION_LEVEL)
 
 
 def fade(audio: np.ndarray) -> np.ndarray:
@@ -79,3 +89,15 @@ def peak_gain(audio: np.ndarray) -> float:
     """The gain that brings ``audio``'s peak to :data:`PEAK`."""
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     return PEAK / peak if peak > 1e-9 else 1.0
+
+
+def render_mix(synth, soundfont: str, tracks, seconds: float, gain: float = 1.0) -> np.ndarray:
+    """The mono mix of ``tracks``, peak-normalised (times ``gain``) and faded out."""
+    audio = synth.tracks(soundfont, tracks, num_samples(seconds))
+    return fade(audio * np.float32(peak_gain(audio) * gain))
+
+
+def write_wav(path: Path, audio: np.ndarray) -> None:
+    """16-bit PCM WAV at :data:`RENDER_SAMPLE_RATE`."""
+    pcm = np.round(np.clip(audio, -1.0, 1.0) * np.iinfo(np.int16).max).astype(np.int16)
+    write_audio(path, pcm, format="WAV", subtype="PCM_16")

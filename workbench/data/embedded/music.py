@@ -30,7 +30,7 @@ from ..tasks import KEY_CLASSES, NSYNTH_FAMILIES
 __all__ = [
     "Note", "Track", "Piece", "Key", "Style", "STYLES", "ROLES", "MTAT_TAGS", "NSYNTH_PROGRAMS",
     "nsynth_family", "nsynth_source", "instrument_tags", "arrange", "chorale_piece", "chorale_paths",
-    "key_name", "DRUM_KITS",
+    "key_name", "DRUM_KITS", "GENRE_STYLES",
 ]
 
 ROLES = ("bass", "drums", "melody", "accompaniment")
@@ -155,7 +155,7 @@ _QUALITIES = {"maj": (0, 4, 7), "min": (0, 3, 7), "dim": (0, 3, 6), "dom7": (0, 
 _ROMAN = {
     "major": {"I": (0, "maj"), "ii": (2, "min"), "iii": (4, "min"), "IV": (5, "maj"), "V": (7, "maj"),
               "vi": (9, "min"), "V7": (7, "dom7"), "Imaj7": (0, "maj7"), "ii7": (2, "min7"), "vi7": (9, "min7"),
-              "IVmaj7": (5, "maj7")},
+              "IVmaj7": (5, "maj7"), "I7": (0, "dom7"), "IV7": (5, "dom7")},
     "minor": {"i": (0, "min"), "iio": (2, "dim"), "III": (3, "maj"), "iv": (5, "min"), "V": (7, "maj"),
               "VI": (8, "maj"), "VII": (10, "maj"), "V7": (7, "dom7"), "i7": (0, "min7"), "iiø7": (2, "hdim7"),
               "iv7": (5, "min7")},
@@ -274,6 +274,7 @@ class Style:
     solo_probability: float = 0.0
     jazz_harmony: bool = False
     chorale: bool = False  # material from the Bach chorales (choral style)
+    progressions: dict | None = None  # mode -> progressions (one chord per bar); None: the usual tables
 
 
 STYLES: dict[str, Style] = {s.name: s for s in (
@@ -314,6 +315,27 @@ MTAT_TAGS: tuple[str, ...] = (
     "quadruple meter", "loud", "soft", "solo",
 )
 assert len(MTAT_TAGS) <= 50 and len(set(MTAT_TAGS)) == len(MTAT_TAGS)
+
+# The twelve-bar blues (one chord per bar), major and minor.
+BLUES_PROGRESSIONS = {
+    "major": (("I7", "IV7", "I7", "I7", "IV7", "IV7", "I7", "I7", "V7", "IV7", "I7", "V7"),),
+    "minor": (("i7", "iv7", "i7", "i7", "iv7", "iv7", "i7", "i7", "V7", "iv7", "i7", "V7"),),
+}
+# Styles for GTZAN's genres that STYLES lacks (kept apart so MTAT and FMA stay as they are).
+GENRE_STYLES: dict[str, Style] = {s.name: s for s in (
+    Style("blues", (70, 120), (4,), 0.3, "blues", ("standard", "jazz"), bass=(32, 33),
+          bass_patterns=("walking", "root_fifth"), accompaniment=(0, 4, 26, 27), accompaniment_patterns=("comp", "pulse"),
+          melody=(22, 26, 65, 66), progressions=BLUES_PROGRESSIONS),
+    Style("disco", (110, 130), (4,), 0.4, "disco", ("standard", "room"), bass=(33, 36, 38), bass_patterns=("octave",),
+          accompaniment=(48, 28, 4), accompaniment_patterns=("offbeat", "pulse"), melody=(48, 61, 80)),
+    Style("hiphop", (80, 98), (4,), 0.7, "hiphop", ("tr808", "standard"), bass=(38, 39, 33),
+          bass_patterns=("root", "root_fifth"), accompaniment=(4, 0, 88, 11), accompaniment_patterns=("block", "arpeggio"),
+          melody=(53, 80, 11, 73)),
+    Style("metal", (130, 190), (4,), 0.85, "metal", ("power", "standard"), bass=(33, 34), bass_patterns=("pulse8",),
+          accompaniment=(30, 29), accompaniment_patterns=("power",), melody=(30,)),
+    Style("reggae", (65, 90), (4,), 0.4, "reggae", ("standard", "room"), bass=(33, 34), bass_patterns=("root_fifth",),
+          accompaniment=(27, 16, 4), accompaniment_patterns=("offbeat",), melody=(53, 56, 65, 22)),
+)}
 assert {t for ts in _INSTRUMENT_TAGS.values() for t in ts} <= set(MTAT_TAGS)
 
 # Velocity ranges of the dynamics classes.
@@ -530,6 +552,13 @@ _DRUM_PATTERNS: dict[str, dict[int, dict[int, tuple[int, ...]]]] = {
     "light": {4: {SHAKER: tuple(range(0, 16, 2)), CLAVES: (0, 6, 12), LOW_BONGO: (0, 8)},
               3: {SHAKER: tuple(range(0, 12, 2)), CLAVES: (0,), LOW_BONGO: (0,)}},
 }
+_DRUM_PATTERNS.update({  # the GTZAN genres' patterns
+    "blues": {4: {KICK: (0, 8), SNARE: (4, 12), RIDE: (0, 3, 4, 7, 8, 11, 12, 15)}},
+    "disco": {4: {KICK: (0, 4, 8, 12), SNARE: (4, 12), OPEN_HAT: (2, 6, 10, 14), CLOSED_HAT: (0, 4, 8, 12)}},
+    "hiphop": {4: {KICK: (0, 7, 10), SNARE: (4, 12), CLOSED_HAT: (0, 2, 4, 6, 8, 10, 12, 14)}},
+    "metal": {4: {KICK: (0, 2, 4, 6, 8, 10, 12, 14), SNARE: (4, 12), CRASH: (0,), RIDE: (2, 6, 10, 14)}},
+    "reggae": {4: {KICK: (8,), SIDE_STICK: (8,), CLOSED_HAT: (2, 6, 10, 14)}},  # the one drop
+})
 _GENERIC_TRIPLE = {KICK: (0,), SNARE: (4, 8), CLOSED_HAT: (0, 2, 4, 6, 8, 10)}
 FILL_EVERY_BARS = 4
 
@@ -590,7 +619,7 @@ def arrange(
     beats = int(_pick(rng, style.meters))
     beat = 60.0 / tempo
     bars = int(math.ceil(seconds / (beats * beat)))
-    table = JAZZ_PROGRESSIONS if style.jazz_harmony else PROGRESSIONS
+    table = style.progressions or (JAZZ_PROGRESSIONS if style.jazz_harmony else PROGRESSIONS)
     progression = _pick(rng, table[key.mode])
     numerals = [progression[i % len(progression)] for i in range(bars)]
     tonic = "i" if key.mode == "minor" else "I"

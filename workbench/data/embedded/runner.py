@@ -13,7 +13,10 @@ synthesiser's), ``SOUNDFONTS_BY_SPLIT`` and four functions: ``plan(scale, seed)`
 optionally ``statistics(items, results)`` (label statistics kept in SYNTHETIC.json).
 
 Versions: 1 the first generator; 2 MagnaTagATune tags from the simulated annotator
-(:mod:`.annotator`), ``facts_final.csv``, 48 MTAT clips at the tiny scale.
+(:mod:`.annotator`), ``facts_final.csv``, 48 MTAT clips at the tiny scale; 3 GiantSteps
+with a tonic pad, 15 % chorales, 20 + 5 excerpts per key (8 s) at the demo scale;
+4 MP3s at constant 144 kb/s (clean windowed reads); 5 the GTZAN, MedleyDB, EmoMusic and
+MTG-Jamendo stand-ins.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from . import fma_medium, giantsteps, music, mtat, nsynth
+from . import emomusic, fma_medium, giantsteps, gtzan, medleydb, mtat, mtg_jamendo, music, nsynth
 from .items import RENDER_SAMPLE_RATE, SOUNDFONT_ORDER, TEST_SOUNDFONTS, Item
 from .scales import SCALES, Scale
 
@@ -46,10 +49,10 @@ except ImportError:  # pragma: no cover
 __all__ = ["GENERATOR_VERSION", "MARKER", "STAND_INS", "EMBEDDED_DATASETS", "folder_name", "render",
            "ensure_rendered", "format_summary"]
 
-GENERATOR_VERSION = "2"  # bump whenever the rendered output changes: it is part of the cache path
+GENERATOR_VERSION = "5"  # bump whenever the rendered output changes: it is part of the cache path
 MARKER = "SYNTHETIC.json"
 #: The stand-ins in render order (the order of SYNTHETIC.json's summary).
-STAND_INS: tuple[ModuleType, ...] = (nsynth, giantsteps, mtat, fma_medium)
+STAND_INS: tuple[ModuleType, ...] = (nsynth, giantsteps, mtat, fma_medium, gtzan, medleydb, emomusic, mtg_jamendo)
 #: The data set folders the embedded benchmark provides.
 EMBEDDED_DATASETS: tuple[str, ...] = tuple(m.NAME for m in STAND_INS)
 _BY_NAME = {m.NAME: m for m in STAND_INS}
@@ -78,7 +81,7 @@ def _batches(items: list[Item], size: int) -> list[list[Item]]:
 
 
 def _progress(total: int, desc: str, enabled: bool):
-    from tqdm.auto import tqdm
+    from ...progress import tqdm  # text bars unless a Jupyter front end is attached
 
     return tqdm(total=total, desc=desc, unit="item", disable=not enabled, leave=True, dynamic_ncols=True)
 

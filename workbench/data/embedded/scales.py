@@ -30,6 +30,14 @@ class Scale:
     fma_pieces: int
     fma_seconds: float
     workers: int | None = 2
+    gtzan_clips: tuple[int, int, int] = (2, 1, 1)  # clips per genre in train / valid / test
+    gtzan_seconds: float = 4.0
+    emomusic_songs: int = 24
+    emomusic_seconds: float = 5.0
+    mtg_tracks: int = 24
+    mtg_seconds: float = 5.0
+    medleydb_tracks: int = 8
+    medleydb_seconds: float = 4.0
 
     def __post_init__(self) -> None:
         lo, hi = self.nsynth_lowest_pitch, self.nsynth_lowest_pitch + self.nsynth_pitches - 1
@@ -56,11 +64,14 @@ SCALES: dict[str, Scale] = {
     "tiny": Scale("tiny", 55, 10, 3, (100,), (75,), (100,), key_train_valid=24, key_awkward=3, key_test=12,
                   key_seconds=5.0, mtat_clips=48, mtat_seconds=4.0, fma_pieces=4, fma_seconds=5.0),
     # the default everywhere: minutes on a 2-core laptop
-    "demo": Scale("demo", 36, 40, 20, (50, 100), (75,), (50, 100), key_train_valid=168, key_awkward=8,
-                  key_test=72, key_seconds=10.0, mtat_clips=400, mtat_seconds=10.0, fma_pieces=200,
-                  fma_seconds=15.0),
+    "demo": Scale("demo", 36, 40, 20, (50, 100), (75,), (50, 100), key_train_valid=480, key_awkward=8,
+                  key_test=120, key_seconds=8.0, mtat_clips=400, mtat_seconds=10.0, fma_pieces=200,
+                  fma_seconds=15.0, gtzan_clips=(20, 5, 10), gtzan_seconds=8.0, emomusic_songs=240,
+                  emomusic_seconds=8.0, mtg_tracks=300, mtg_seconds=8.0, medleydb_tracks=60, medleydb_seconds=8.0),
     # larger (not run in tests)
     "full": Scale("full", 24, 84, len(music.NSYNTH_PROGRAMS), (25, 50, 100, 127), (75,), (25, 75, 127),
                   key_train_valid=960, key_awkward=30, key_test=240, key_seconds=30.0, mtat_clips=3200,
-                  mtat_seconds=29.0, fma_pieces=2000, fma_seconds=30.0, workers=None),
+                  mtat_seconds=29.0, fma_pieces=2000, fma_seconds=30.0, workers=None, gtzan_clips=(40, 13, 26),
+                  gtzan_seconds=30.0, emomusic_songs=744, emomusic_seconds=45.0, mtg_tracks=2000, mtg_seconds=30.0,
+                  medleydb_tracks=120, medleydb_seconds=30.0),
 }

@@ -1,7 +1,8 @@
 """Any directory of audio files: task ``folder`` (unlabeled pool, or labeled by a CSV).
 
-Layout: the root is a folder searched recursively for ``.wav .flac .mp3 .ogg`` files
-(hidden files and folders are skipped).  Optional labels: ``labels.csv`` in the root,
+Layout: the root is a folder searched recursively for audio files: ``.wav .flac .mp3 .ogg``
+and every other extension of a format the installed libsndfile reads (:func:`audio_extensions`;
+hidden files and folders are skipped).  Optional labels: ``labels.csv`` in the root,
 or a root that *is* a CSV file (its folder is then the audio folder), with a header::
 
     path,label[,split]          label: one class (multiclass) or "a|b|c" (multilabel)
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -29,7 +31,7 @@ from ..tasks import Task
 from ._common import (AUDIO_EXTENSIONS, drop_duplicate_ids, drop_unusable_audio, ensure_rows, hashed_split,
                       layout_error, make_manifest, natural_key, warn)
 
-__all__ = ["build", "folder_kind", "folder_task", "labels_csv", "LABELS_FILE"]
+__all__ = ["build", "folder_kind", "folder_task", "labels_csv", "LABELS_FILE", "audio_extensions", "scan_audio"]
 
 DATASET = "folder"
 LABELS_FILE = "labels.csv"
@@ -38,6 +40,10 @@ SPLIT_FRACTIONS = {"train": 0.8, "valid": 0.1, "test": 0.1}
 SPLIT_SEED = 0
 SPLIT_ALIASES = {"train": "train", "training": "train", "valid": "valid", "validation": "valid", "val": "valid",
                  "dev": "valid", "test": "test", "eval": "test", "evaluation": "test"}
+#: soundfile (libsndfile) format name -> the file extensions of that format.
+SOUNDFILE_EXTENSIONS = {"WAV": (".wav",), "WAVEX": (".wav",), "FLAC": (".flac",), "OGG": (".ogg", ".oga", ".opus"),
+                        "MP3": (".mp3",), "AIFF": (".aiff", ".aif", ".aifc"), "AU": (".au", ".snd"), "CAF": (".caf",),
+                        "W64": (".w64",), "RF64": (".rf64",)}
 KIND_METRICS = {"multiclass": ["accuracy"], "multilabel": ["roc_auc", "average_precision"]}
 LAYOUT = f"""\
   <any folders>/<file>.{{wav,flac,mp3,ogg}}   (searched recursively)
@@ -91,12 +97,25 @@ def folder_task(spec: Task, root: str | Path, classes: list[str]) -> Task:
     return replace(spec, kind=kind, classes=list(classes), metrics=list(KIND_METRICS[kind]))
 
 
+@lru_cache(maxsize=1)
+def audio_extensions() -> tuple[str, ...]:
+    """The extensions the folder task reads: :data:`AUDIO_EXTENSIONS` and those of every
+    format the installed libsndfile reports (``soundfile.available_formats()``)."""
+    import soundfile as sf
+
+    available = set(sf.available_formats())
+    found = {e for fmt, exts in SOUNDFILE_EXTENSIONS.items() if fmt in available for e in exts}
+    return tuple(sorted(set(AUDIO_EXTENSIONS) | found))
+
+
 def scan_audio(folder: Path) -> list[Path]:
     """Audio files under ``folder`` (recursive; hidden files and folders skipped), sorted."""
+    folder = Path(folder)
+    extensions = set(audio_extensions())
     out = []
     for f in folder.rglob("*"):
         rel = f.relative_to(folder).parts
-        if f.suffix.lower() in AUDIO_EXTENSIONS and not any(p.startswith(".") for p in rel) and f.is_file():
+        if f.suffix.lower() in extensions and not any(p.startswith(".") for p in rel) and f.is_file():
             out.append(f)
     return sorted(out, key=lambda p: natural_key(p.relative_to(folder).as_posix()))
 

@@ -1,0 +1,197 @@
+"""Training faults (issue 15, must-fix 1, 2, 3 and 6): a crafted checkpoint never runs code;
+the NaN guard keeps a finite state (buffers included); one ``last.ckpt``, always the newest,
+through kill → resume → kill → move → resume; a resume never silently ignores a changed
+config; an unreadable ``last.ckpt`` is one clear message (or a fallback, said)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+import torch
+import yaml
+
+from workbench import runs
+from workbench.config import ConfigError, resolve_cola_config, resolve_config
+from workbench.train import cola as C
+from workbench.train import pretrain as P
+from workbench.train import run as R
+from workbench.train import semisupcon as S
+
+
+@pytest.fixture(scope="module")
+def embedded():
+    from workbench.data.roots import embedded_dir
+
+    return embedded_dir("tiny", 0)
+
+
+class _Payload:
+    """Unpickling this runs ``touch <marker>``."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch '{self.marker}'",))
+
+
+def _crafted_run(tmp_path, config) -> tuple:
+    run = runs.new_run_dir(tmp_path / "runs", "crafted")
+    config.save(run / "config.yaml")
+    marker = tmp_path / "PWNED"
+    torch.save({"state_dict": {}, "global_step": 2, "hyper_parameters": {"config": config.to_dict()},
+                "payload": _Payload(marker)}, run / "checkpoints" / "last.ckpt")
+    return run, marker
+
+
+def _payload_runs_when_unpickled(path, marker) -> bool:
+    """Control: the payload is live (a plain torch.load would run it)."""
+    torch.load(path, map_location="cpu", weights_only=False)
+    ran = marker.exists()
+    marker.unlink(missing_ok=True)
+    return ran
+
+
+def test_crafted_checkpoint_never_runs_on_pretrain_resume(tmp_path):
+    run, marker = _crafted_run(tmp_path, resolve_config("smoke", "simclr"))
+    assert _payload_runs_when_unpickled(run / "checkpoints" / "last.ckpt", marker)
+    with pytest.raises(runs.CheckpointError, match=r"last.ckpt cannot be read"):
+        P.main(["--resume", str(run), "--no-progress"])
+    assert not marker.exists()
+
+
+def test_crafted_checkpoint_never_runs_on_cola_resume(tmp_path):
+    run, marker = _crafted_run(tmp_path, resolve_cola_config("smoke"))
+    with pytest.raises(runs.CheckpointError, match=r"last.ckpt cannot be read"):
+        C.main(["--resume", str(run), "--no-progress"])
+    assert not marker.exists()
+
+
+def test_crafted_checkpoint_never_runs_in_batch_similarity(tmp_path):
+    from workbench.latent import batch_similarity
+
+    run, marker = _crafted_run(tmp_path, resolve_config("smoke", "simclr"))
+    with pytest.raises(runs.CheckpointError):
+        batch_similarity(run)
+    assert not marker.exists()
+
+
+def _finite(path) -> bool:
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    return all(torch.isfinite(v).all() for v in blob["state_dict"].values() if v.is_floating_point())
+
+
+def test_nan_guard_keeps_finite_batchnorm_statistics(tmp_path, embedded, monkeypatch):
+    """Views turn NaN at step 2: the forward pass moves BatchNorm's running statistics to NaN
+    before the loss is seen; last-good.ckpt must hold the finite statistics of the step before."""
+    original = S.ContrastiveModule._augment
+
+    def poisoned(self, x, batch):
+        out = original(self, x, batch)
+        return out * float("nan") if self.global_step >= 2 else out
+
+    monkeypatch.setattr(S.ContrastiveModule, "_augment", poisoned)
+    cfg = resolve_config("smoke", "simclr", steps=4, num_workers=0, precision="32-true",
+                         runs_dir=str(tmp_path / "runs"))
+    with pytest.raises(R.NonFiniteLossError, match=r"at step 2.*last good state"):
+        P.pretrain(cfg, progress=False)
+    run = next((tmp_path / "runs").iterdir())
+    good = run / "checkpoints" / "last-good.ckpt"
+    blob = torch.load(good, map_location="cpu", weights_only=True)
+    stats = [k for k in blob["state_dict"] if k.endswith("running_mean")]
+    assert stats and _finite(good) and blob["global_step"] == 2
+    assert not runs.is_finished(run)
+
+
+class _Killed(Exception):
+    """Stands in for SIGKILL: the process stops after a step, leaving the files as they are."""
+
+
+def _kill_at(monkeypatch, step):
+    original = R.Throughput.on_train_batch_end
+
+    def hook(self, trainer, module, outputs, batch, batch_idx):
+        original(self, trainer, module, outputs, batch, batch_idx)
+        if trainer.global_step >= step:
+            raise _Killed(step)
+
+    monkeypatch.setattr(R.Throughput, "on_train_batch_end", hook)
+
+
+def _step(path) -> int:
+    return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
+
+
+def _assert_one_newest_last(run, killed_at, every):
+    ckpts = run / "checkpoints"
+    assert not list(ckpts.glob("last-v*.ckpt")), sorted(p.name for p in ckpts.iterdir())
+    newest = max(int(p.stem[4:]) for p in ckpts.glob("step*.ckpt"))
+    assert _step(ckpts / "last.ckpt") == newest == (killed_at // every) * every
+
+
+def test_kill_resume_kill_move_resume_loses_at_most_one_interval(tmp_path, embedded, monkeypatch):
+    every = 3
+    cfg = resolve_config("smoke", "simclr", steps=12, checkpoint_every=every, num_workers=0,
+                         precision="32-true", runs_dir=str(tmp_path / "runs"))
+    _kill_at(monkeypatch, 7)
+    with pytest.raises(_Killed):
+        P.pretrain(cfg, progress=False)
+    run = next((tmp_path / "runs").iterdir())
+    _assert_one_newest_last(run, 7, every)
+    monkeypatch.undo()
+    _kill_at(monkeypatch, 10)
+    with pytest.raises(_Killed):
+        P.pretrain(resume=run, progress=False)
+    _assert_one_newest_last(run, 10, every)
+    moved = tmp_path / "elsewhere" / run.name
+    moved.parent.mkdir()
+    shutil.move(str(run), moved)
+    monkeypatch.undo()
+    assert P.pretrain(resume=moved, progress=False) == moved and runs.is_finished(moved)
+    assert not list((moved / "checkpoints").glob("last-v*.ckpt"))
+    assert _step(moved / "checkpoints" / "last.ckpt") == 12
+    metrics = json.loads((moved / "metrics.json").read_text())
+    assert metrics["steps"] == 12 and metrics["steps_run"] == 12 - 9
+
+
+def test_resume_refuses_changes_it_would_ignore_and_falls_back_from_a_broken_last(tmp_path, embedded, monkeypatch):
+    cfg = resolve_config("smoke", "simclr", steps=4, checkpoint_every=2, num_workers=0, precision="32-true",
+                         runs_dir=str(tmp_path / "runs"))
+    _kill_at(monkeypatch, 3)
+    with pytest.raises(_Killed):
+        P.pretrain(cfg, progress=False)
+    monkeypatch.undo()
+    run = next((tmp_path / "runs").iterdir())
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    # an override the optimizer state would ignore: refused, nothing written
+    with pytest.raises(ConfigError, match=r"differs from the checkpoint's in lr: 0.0001 -> 1.0.*--config"):
+        P.pretrain(resume=run, overrides={"lr": 1}, progress=False)
+    # the same edit in config.yaml: refused too
+    (run / "config.yaml").write_text(yaml.safe_dump({**saved, "lr": 1.0}))
+    with pytest.raises(ConfigError, match=r"lr: 0.0001 -> 1.0"):
+        P.pretrain(resume=run, progress=False)
+    # steps below the checkpoint's step: refused, the run is not marked finished
+    (run / "config.yaml").write_text(yaml.safe_dump({**saved, "steps": 1}))
+    with pytest.raises(ConfigError, match=r"steps=1 is below the checkpoint's step 2"):
+        P.pretrain(resume=run, progress=False)
+    assert not runs.is_finished(run)
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    # an empty last.ckpt: resume falls back on the newest intact periodic checkpoint, and says so
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    broken_step = run / "checkpoints" / "step0000002.ckpt"
+    with pytest.warns(UserWarning, match=r"last.ckpt cannot be read \(empty file\).*step0000002.ckpt"):
+        assert P.pretrain(resume=run, overrides={"steps": 5}, progress=False) == run
+    assert runs.is_finished(run) and json.loads((run / "metrics.json").read_text())["steps"] == 5
+    record = json.loads((run / "resumed.json").read_text())
+    assert record[-1]["changed"] == {"steps": [4, 5]}
+    # nothing intact to fall back on: one message naming the file and the fix
+    (run / runs.FINISHED_MARKER).unlink()
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"\x80\x02trunc")
+    for p in (run / "checkpoints").glob("step*.ckpt"):
+        p.write_bytes(b"")
+    assert broken_step.stat().st_size == 0
+    with pytest.raises(runs.CheckpointError, match=r"last.ckpt cannot be read.*Delete it.*No intact periodic"):
+        P.pretrain(resume=run, progress=False)
