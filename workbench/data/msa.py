@@ -67,7 +67,8 @@ from .views import ClipReader
 
 __all__ = ["DEFAULT_MAX_SHIFT_S", "DEFAULT_MIN_SHIFT_S", "DEFAULT_SILENCE_DB", "DEFAULT_STEM_TRIES",
            "STEM_SAMPLING", "PAIRS", "SILENCE_MODES", "SOURCE_MIX", "SOURCE_MASK", "DEFAULT_MASK_BANDS",
-           "DEFAULT_MASK_FRAMES", "random_soft_mask", "MSAPool", "MSAPairDataset", "MSABatchSampler", "stem_pool", "rms_db", "draw_offsets"]
+           "DEFAULT_MASK_FRAMES", "random_soft_mask", "MSAPool", "MSAPairDataset", "MSABatchSampler", "stem_pool",
+           "rms_db", "draw_offsets"]
 
 #: The paper crops 1 s segments from 4 s excerpts: the stem moves at most 3 s against the mix.
 DEFAULT_MAX_SHIFT_S = 3.0
