@@ -1,36 +1,45 @@
-"""Benchmark: a full probe (train with early stopping + evaluate) on cached embeddings.
+"""Benchmark: probes of 3 seeds trained one by one vs together (workbench.batched_probe).
 
 Synthetic 512-d embeddings of 20 Gaussian classes stand in for a cached train split of
 5 000 chunks (plus 1 000 validation and 1 000 test chunks, 3 chunks per track), i.e.
-what :func:`workbench.probe.probe_task` does per seed once embeddings are cached.
-Prints ONE JSON line: {"name": "probe", ...} with seconds for the MLP probe (512 hidden,
-the default for most tasks) and the linear probe, epochs run, and seconds per epoch.
-Training runs with ``threads=THREADS`` (1): on the 2-core shared machine a probe this
-small ran ~9x slower with torch's default 2 threads under load (147 s vs 16 s).
+what :func:`workbench.probe.probe_task` trains per seed once embeddings are cached. Both
+sides train the same probes (seeds 0, 1, 2; early stopping on the validation loss) with
+the same torch threads (the thread policy, ``workbench.threads``), in one process:
 
-    python -m benchmarks.probe
+* ``baseline``: one :func:`workbench.probe.train_probe` per seed (the recipe before);
+* ``fast``: one :func:`workbench.batched_probe.train_probes` call for the three seeds.
+
+Prints ONE JSON line: {"name": "probe", "baseline_s", "fast_s", "ratio" (MLP probe, 512
+hidden, the default for most tasks), "linear_baseline_s", "linear_fast_s", "linear_ratio",
+"identical" (every batched probe equals its sequential twin, bit for bit), epochs, ...}.
+
+    python -m benchmarks.probe [--seeds 3] [--max-epochs 200]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 
+import workbench  # noqa: F401  (first: its OpenMP wait policy must be set before torch loads)
 import numpy as np
 import torch
 
+from workbench.batched_probe import ProbeJob, train_probes
 from workbench.data.tasks import ProbeSpec, Task
 from workbench.embed import Embeddings
 from workbench.probe import evaluate, train_probe
+from workbench.threads import threads_for
 
 N_TRAIN, N_VALID, N_TEST = 5000, 1000, 1000
 DIM = 512
 N_CLASSES = 20
 CHUNKS_PER_TRACK = 3
 SEED = 0
+SEEDS = 3
 MAX_EPOCHS = 200
 PATIENCE = 10
-THREADS = 1
 
 
 def _split(n_chunks: int, rng: np.random.Generator, centres: np.ndarray) -> Embeddings:
@@ -41,33 +50,47 @@ def _split(n_chunks: int, rng: np.random.Generator, centres: np.ndarray) -> Embe
     return Embeddings(X.astype(np.float32), track_index, [str(i) for i in range(n_tracks)], y)
 
 
-def run() -> dict:
+def _same(a, b) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return all(torch.equal(sa[k], sb[k]) for k in sa) and a.history == b.history
+
+
+def run(seeds: int = SEEDS, max_epochs: int = MAX_EPOCHS) -> dict:
     rng = np.random.default_rng(SEED)
     centres = rng.normal(0, 0.15, (N_CLASSES, DIM))
     train, valid, test = (_split(n, rng, centres) for n in (N_TRAIN, N_VALID, N_TEST))
-    out = {"name": "probe", "n_train_chunks": train.n_chunks, "dim": DIM, "classes": N_CLASSES,
-           "threads": THREADS, "torch_default_threads": torch.get_num_threads()}
+    threads = threads_for(0)
+    out = {"name": "probe", "n_train_chunks": train.n_chunks, "dim": DIM, "classes": N_CLASSES, "seeds": seeds,
+           "threads": threads, "torch_default_threads": torch.get_num_threads()}
+    identical = True
+    settings = dict(max_epochs=max_epochs, patience=PATIENCE, threads=threads)
     for label, hidden in (("mlp", 512), ("linear", None)):
         task = Task("bench", "bench", "multiclass", [str(c) for c in range(N_CLASSES)], ["accuracy"],
                     ProbeSpec(hidden, 0.1))
         t0 = time.perf_counter()
-        probe = train_probe(train, valid, task, seed=SEED, max_epochs=MAX_EPOCHS, patience=PATIENCE,
-                            threads=THREADS)
+        seq = [train_probe(train, valid, task, seed=s, **settings) for s in range(seeds)]
         t1 = time.perf_counter()
-        result = evaluate(probe, test, task)
+        bat = train_probes([ProbeJob(train, valid, task, s) for s in range(seeds)], **settings)
         t2 = time.perf_counter()
-        epochs = len(probe.history)
-        out.update({f"{label}_seconds": round(t2 - t0, 3), f"{label}_train_seconds": round(t1 - t0, 3),
-                    f"{label}_eval_seconds": round(t2 - t1, 4), f"{label}_epochs": epochs,
-                    f"{label}_best_epoch": probe.best_epoch,
-                    f"{label}_seconds_per_epoch": round((t1 - t0) / epochs, 4),
-                    f"{label}_accuracy": round(result["metrics"]["accuracy"], 4)})
-    out["seconds"] = out["mlp_seconds"]
+        identical &= all(_same(a, b) for a, b in zip(seq, bat))
+        prefix = "" if label == "mlp" else "linear_"
+        epochs = sum(len(p.history) for p in seq)
+        out.update({f"{prefix}baseline_s": round(t1 - t0, 3), f"{prefix}fast_s": round(t2 - t1, 3),
+                    f"{prefix}ratio": round((t1 - t0) / (t2 - t1), 3), f"{label}_epochs": epochs,
+                    f"{label}_seconds_per_epoch_sequential": round((t1 - t0) / epochs, 4),
+                    f"{label}_best_epochs": [p.best_epoch for p in bat],
+                    f"{label}_accuracy": round(evaluate(bat[0], test, task)["metrics"]["accuracy"], 4)})
+    out["identical"] = bool(identical)
+    out["note"] = "baseline = one train_probe per seed, fast = one batched train_probes call; same threads"
     return out
 
 
-def main() -> None:
-    print(json.dumps(run()))
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=SEEDS)
+    ap.add_argument("--max-epochs", type=int, default=MAX_EPOCHS, help="fewer for a smoke run")
+    args = ap.parse_args(argv)
+    print(json.dumps(run(args.seeds, args.max_epochs)))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ runs_dir = "runs/pretrain/04_ablation_p_bs"  # pretraining run directories
 out_dir = "runs/notebooks/04_ablation_p_bs"  # result.json goes here
 
 # %%
-from workbench.experiments import pretrain_and_probe, pretrain_config, write_result
+from workbench.experiments import pretrain_config, pretrain_probe_write
 from workbench.params import validate
 from workbench.results import results_table
 
@@ -50,9 +50,5 @@ print(f"p = {config.p}, b_s = {config.b_s}: {int(config.batch_size * config.b_s)
 # ## Pretrain and probe
 
 # %%
-out = pretrain_and_probe(config, args.tasks, probe_seeds=args.probe_seeds, model=f"p={config.p} b_s={config.b_s}")
-print(f"final loss {out['final_loss']:.3f}; share of positive pairs {out['positive_fraction']:.3f}")
+out = pretrain_probe_write(args, "04_ablation_p_bs", config, model=f"p={config.p} b_s={config.b_s}")
 results_table(out["results"])
-
-# %%
-print(write_result(args.out_dir, "04_ablation_p_bs", args, **out))

@@ -35,7 +35,7 @@ out_dir = "runs/notebooks/05_ablation_views"  # result.json goes here
 
 # %%
 from workbench.config import SCALES
-from workbench.experiments import pretrain_and_probe, pretrain_config, write_result
+from workbench.experiments import pretrain_config, pretrain_probe_write
 from workbench.params import ParameterError, validate
 from workbench.results import results_table
 
@@ -53,10 +53,5 @@ print(f"{config.method}: N = {config.n_views} views × B = {config.batch_size} c
 # ## Pretrain and probe
 
 # %%
-out = pretrain_and_probe(config, args.tasks, probe_seeds=args.probe_seeds,
-                         model=f"{config.method} N={config.n_views}")
-print(f"final loss {out['final_loss']:.3f}; share of positive pairs {out['positive_fraction']:.3f}")
+out = pretrain_probe_write(args, "05_ablation_views", config, model=f"{config.method} N={config.n_views}")
 results_table(out["results"])
-
-# %%
-print(write_result(args.out_dir, "05_ablation_views", args, **out))

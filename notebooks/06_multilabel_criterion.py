@@ -36,7 +36,7 @@ out_dir = "runs/notebooks/06_multilabel_criterion"  # result.json goes here
 
 # %%
 from workbench import data
-from workbench.experiments import pretrain_and_probe, pretrain_config, write_result
+from workbench.experiments import pretrain_config, pretrain_probe_write
 from workbench.params import ParameterError, validate
 from workbench.results import results_table
 
@@ -53,10 +53,5 @@ print(f"{config.method}, criterion {config.criterion}, support {config.support},
 # ## Pretrain and probe
 
 # %%
-out = pretrain_and_probe(config, args.tasks, probe_seeds=args.probe_seeds,
-                         model=f"{config.method} n={config.criterion}")
-print(f"final loss {out['final_loss']:.3f}; share of positive pairs {out['positive_fraction']:.3f}")
+out = pretrain_probe_write(args, "06_multilabel_criterion", config, model=f"{config.method} n={config.criterion}")
 results_table(out["results"])
-
-# %%
-print(write_result(args.out_dir, "06_multilabel_criterion", args, **out))

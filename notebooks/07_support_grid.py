@@ -33,7 +33,7 @@ runs_dir = "runs/pretrain/07_support_grid"  # pretraining run directories
 out_dir = "runs/notebooks/07_support_grid"  # result.json goes here
 
 # %%
-from workbench.experiments import pretrain_and_probe, pretrain_config, write_result
+from workbench.experiments import pretrain_config, pretrain_probe_write
 from workbench.params import validate
 from workbench.results import results_table
 
@@ -48,8 +48,5 @@ print(f"{label}: {config.method}, b_s = {config.b_s}, {config.steps} steps")
 # ## Pretrain and probe on every downstream task
 
 # %%
-out = pretrain_and_probe(config, args.tasks, probe_seeds=args.probe_seeds, model=label)
+out = pretrain_probe_write(args, "07_support_grid", config, model=label)
 results_table(out["results"])
-
-# %%
-print(write_result(args.out_dir, "07_support_grid", args, **out))

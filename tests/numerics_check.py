@@ -3,7 +3,9 @@
 Records, for a fixed seed, the per-step losses of smoke pretraining runs (SemiSupCon with
 a support task, and SimCLR), the metrics of a probe with a fixed budget on the SemiSupCon
 checkpoint, the per-step losses of a COLA-MSA smoke run, and the sha256 of the tiny
-embedded benchmark as rendered.  Run it on the code before a refactoring with ``--write``
+embedded benchmark as rendered.  Training and probing read a small data set this script
+writes itself (NSynth and FMA layouts, seeded sines and noise), so that they check the
+training code alone, whatever the embedded generator renders.  Run it on the code before a refactoring with ``--write``
 and after with ``--check``::
 
     python tests/numerics_check.py --write tests/numerics_reference.json
@@ -70,6 +72,43 @@ def _tree_sha256(root: Path) -> str:
     return digest.hexdigest()
 
 
+def _fixture(root: Path) -> tuple[Path, Path]:
+    """A seeded NSynth-layout support set (sines at 12 pitches, 3 families) and an FMA-layout
+    pool with stems (noise mixes, noise and sine stems); returns their roots."""
+    import numpy as np
+    import soundfile as sf
+
+    sr = 16000
+    rng = np.random.default_rng(SEED)
+    t = np.arange(sr) / sr
+    nsynth = root / "nsynth"
+    for split, n in (("train", 24), ("valid", 8), ("test", 8)):
+        folder = nsynth / f"nsynth-{split}"
+        (folder / "audio").mkdir(parents=True)
+        examples = {}
+        for i in range(n):
+            pitch, family = 60 + i % 12, i % 3
+            name = f"inst{family}_{split}_{i:03d}-{pitch:03d}-100"
+            x = 0.3 * np.sin(2 * np.pi * 440 * 2 ** ((pitch - 69) / 12) * t) + 0.01 * rng.standard_normal(sr)
+            sf.write(folder / "audio" / f"{name}.wav", x.astype(np.float32), sr, subtype="FLOAT")
+            examples[name] = {"note_str": name, "pitch": pitch, "velocity": 100, "instrument_family": family,
+                              "instrument_str": f"inst{family}"}
+        (folder / "examples.json").write_text(json.dumps(examples))
+    fma = root / "fma"
+    folder = fma / "fma_medium" / "000"
+    folder.mkdir(parents=True)
+    n = 3 * sr
+    for i in range(12):
+        track = f"{i + 2:06d}"
+        sf.write(folder / f"{track}.mp3", (0.3 * rng.standard_normal(n)).astype(np.float32), sr)
+        stems = folder / f"{track}.stems"
+        stems.mkdir()
+        sf.write(stems / "drums.wav", (0.3 * rng.standard_normal(n)).astype(np.float32), sr, subtype="FLOAT")
+        bass = 0.3 * np.sin(2 * np.pi * (55 + 5 * i) * np.arange(n) / sr)
+        sf.write(stems / "bass.wav", bass.astype(np.float32), sr, subtype="FLOAT")
+    return nsynth, fma
+
+
 def measure(tmp: Path) -> dict:
     _setup(tmp)
     from workbench.config import resolve_config
@@ -79,16 +118,20 @@ def measure(tmp: Path) -> dict:
 
     bench = embedded_dir("tiny", SEED)
     out: dict = {"generator_version": _generator_version(), "render_sha256": _tree_sha256(bench)}
+    nsynth, fma = _fixture(tmp / "data")
     common = dict(steps=STEPS, num_workers=0, precision="32-true", seed=SEED, checkpoint_every=STEPS)
+    roots = dict(unlabeled_root=str(fma))
     semi = pretrain(resolve_config("smoke", "semisupcon", support="nsynth_pitch", b_s=0.5, p=0.5,
-                                   runs_dir=str(tmp / "semi"), **common), progress=False)
+                                   support_root=str(nsynth), runs_dir=str(tmp / "semi"), **roots, **common),
+                    progress=False)
     out["semisupcon_loss"] = _losses(semi)
-    simclr = pretrain(resolve_config("smoke", "simclr", runs_dir=str(tmp / "simclr"), **common), progress=False)
+    simclr = pretrain(resolve_config("smoke", "simclr", runs_dir=str(tmp / "simclr"), **roots, **common),
+                      progress=False)
     out["simclr_loss"] = _losses(simclr)
 
     from workbench.probe import probe_task
 
-    records = probe_task(str(semi / "checkpoints" / "last.ckpt"), "nsynth_pitch", seeds=(SEED,),
+    records = probe_task(str(semi / "checkpoints" / "last.ckpt"), "nsynth_pitch", seeds=(SEED,), root=str(nsynth),
                          cache_dir=tmp / "emb", extract_kwargs={"max_chunks": 2},
                          probe_kwargs={"threads": 1, "max_epochs": PROBE_EPOCHS, "patience": PROBE_EPOCHS},
                          probe_dir=tmp / "probes", progress=False)
@@ -109,7 +152,7 @@ def measure(tmp: Path) -> dict:
     # the COLA recipe the reference was written with (issue 13 changed the defaults to the poster's)
     cola_v1 = dict(head="cola", normalize=False, bilinear_init_std=0.05, temperature=1.0, silence="skip",
                    stem_sampling="example")
-    cola = train_cola(resolve_cola_config("smoke", pool_splits=["train", "valid", "test"],
+    cola = train_cola(resolve_cola_config("smoke", pool_splits=["train", "valid", "test"], pool_root=str(fma),
                                           runs_dir=str(tmp / "cola"), **cola_v1, **common), progress=False)
     out["cola_loss"] = _losses(cola)
     return out

@@ -126,6 +126,36 @@ def test_fast_path_equals_eager_in_float64(samples):
         torch.testing.assert_close(bf, be, msg=name)
 
 
+def test_gemm_backward_of_long_frame_convolutions_equals_eager_in_float64(monkeypatch):
+    """The fast path's GEMM backward (paper scale: >= GEMM_BACKWARD_MIN_FRAMES frames), forced
+    on for every block: the same gradients as the eager network, to float64 round-off."""
+    from workbench.models import samplecnn as S
+
+    calls = []
+    backward = S._FrameConv.backward
+
+    def counting(ctx, g):
+        calls.append(g.shape[-1])
+        return backward(ctx, g)
+
+    monkeypatch.setattr(S._FrameConv, "backward", staticmethod(counting))
+    monkeypatch.setattr(S, "GEMM_BACKWARD_MIN_FRAMES", 0)
+    eager, fast = _pair(torch.float64, n_blocks=5, channels=(8, 8, 16, 16, 16), out_dim=24)
+    x = torch.randn(6, 1, 800, dtype=torch.float64)
+    ye, yf = eager(x), fast(x)
+    torch.testing.assert_close(yf, ye, rtol=1e-10, atol=1e-12)
+    ye.pow(2).sum().backward()
+    yf.pow(2).sum().backward()
+    assert len(calls) == 5  # every block went through the GEMM backward
+    for (name, pe), pf in zip(eager.named_parameters(), fast.parameters()):
+        torch.testing.assert_close(pf.grad, pe.grad, rtol=1e-8, atol=1e-10, msg=name)
+    # below the threshold (and under autocast) the oneDNN kernels run
+    monkeypatch.setattr(S, "GEMM_BACKWARD_MIN_FRAMES", 10**9)
+    calls.clear()
+    fast(x).sum().backward()
+    assert calls == []
+
+
 def test_fast_path_matches_eager_in_float32_demo_config():
     torch.set_num_threads(1)
     eager = build_encoder("samplecnn_demo", impl="eager")

@@ -309,3 +309,111 @@ def test_threads_option_is_restored():
         assert seen == [1, 1] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+# ---------------------------------------------------------------- probes trained together
+
+def _kind_split(kind: str, n: int, seed: int, n_out: int, d: int = 24) -> Embeddings:
+    """Two chunks per track, targets of ``kind`` (multiclass ``n_out`` classes, multilabel
+    ``n_out`` tags, regression ``n_out`` values), weakly tied to the first feature."""
+    r = np.random.default_rng(seed)
+    X = r.normal(0, 1, (n, d)).astype(np.float32)
+    track = np.repeat(np.arange(n // 2), 2)
+    signal = X[::2, 0]
+    if kind == "multiclass":
+        y = np.clip(((signal + 2) / 4 * n_out).astype(int), 0, n_out - 1)
+    elif kind == "multilabel":
+        y = (r.random((n // 2, n_out)) < 0.2).astype(np.float32)
+        y[:, 0] = signal > 0
+    else:
+        y = (signal[:, None] * np.arange(1, n_out + 1) + r.normal(0, 0.3, (n // 2, n_out))).astype(np.float32)
+    return Embeddings(X, track, [str(i) for i in range(n // 2)], y)
+
+
+def _task(name, kind, n_out, hidden, dropout, wd=0.0):
+    classes = [str(c) for c in range(n_out)] if kind == "multiclass" else []
+    return Task(name, "toy", kind, classes, ["accuracy"], ProbeSpec(hidden, dropout, wd))
+
+
+def _same_probe(a: P.Probe, b: P.Probe, exact: bool = True) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        if exact:
+            assert torch.equal(sa[k], sb[k]), k
+        else:
+            torch.testing.assert_close(sa[k], sb[k], rtol=1e-5, atol=1e-6)
+    assert a.best_epoch == b.best_epoch and len(a.history) == len(b.history)
+    assert a.config == b.config and not b.training
+
+
+def test_batched_probes_equal_sequential_ones_for_a_fixed_epoch_count():
+    from workbench.batched_probe import ProbeJob, train_probes
+
+    # one cohort: seeds x tasks of three kinds and output widths on the same embeddings (the
+    # output layer is padded to the widest), MLPs with and without dropout; a linear cohort
+    train = {k: _kind_split(k, 120, 1, c) for k, c in (("multiclass", 5), ("multilabel", 3), ("regression", 2))}
+    valid = {k: _kind_split(k, 40, 2, c) for k, c in (("multiclass", 5), ("multilabel", 3), ("regression", 2))}
+    tasks = [_task("cls", "multiclass", 5, 16, 0.3), _task("tags", "multilabel", 3, 16, 0.0),
+             _task("reg", "regression", 2, 16, 0.5), _task("lin", "multiclass", 5, None, 0.2, 1e-3)]
+    kind = {t.name: t.kind for t in tasks}
+    jobs = [ProbeJob(train[kind[t.name]], valid[kind[t.name]], t, seed) for t in tasks for seed in (0, 1, 7)]
+    settings = dict(lr=3e-3, batch_size=16, max_epochs=4, patience=100)
+    torch.manual_seed(5)
+    expected_next = torch.rand(3)
+    torch.manual_seed(5)
+    batched = train_probes(jobs, **settings)
+    assert torch.equal(torch.rand(3), expected_next), "batched training must not consume the global RNG"
+    for job, got in zip(jobs, batched):
+        ref = P.train_probe(job.train, job.valid, job.task, seed=job.seed, **settings)
+        # same initial weights, data order, dropout masks and arithmetic: bit-identical on CPU
+        _same_probe(ref, got, exact=True)
+        assert ref.history == got.history
+        assert len(got.history) == 4
+    # the members really differ (seeds draw other weights, orders and masks)
+    assert not torch.equal(batched[0].head[0].weight, batched[1].head[0].weight)
+
+
+def test_batched_probes_stop_early_each_on_its_own_and_restore_their_best_epoch():
+    from workbench.batched_probe import ProbeJob, train_probes
+
+    train, valid = noisy_binary(40, seed=1), noisy_binary(400, seed=2)
+    settings = dict(lr=3e-3, batch_size=8, patience=4, max_epochs=300)
+    jobs = [ProbeJob(train, valid, BINARY, seed) for seed in range(4)]
+    batched = train_probes(jobs, **settings)
+    seq = [P.train_probe(train, valid, BINARY, seed=s, **settings) for s in range(4)]
+    for ref, got in zip(seq, batched):
+        _same_probe(ref, got, exact=False)
+        assert got.history[-1][0] == got.best_epoch + 4
+        np.testing.assert_allclose([h[2] for h in got.history], [h[2] for h in ref.history], rtol=1e-6)
+    assert len({len(p.history) for p in batched}) > 1, "the fixture must stop members at different epochs"
+
+
+def test_batched_probes_with_different_training_sets_train_in_separate_cohorts():
+    from workbench.batched_probe import ProbeJob, train_probes
+
+    full, valid = noisy_binary(60, seed=3), noisy_binary(50, seed=4)
+    jobs = [ProbeJob(full, valid, BINARY, 0), ProbeJob(full.subset(np.arange(0, 60, 2)), valid, BINARY, 1),
+            ProbeJob(full, noisy_binary(30, seed=5), BINARY, 2, hidden=8, dropout=0.2)]
+    got = train_probes(jobs, batch_size=8, max_epochs=3, patience=50)
+    for job, probe in zip(jobs, got):
+        ref = P.train_probe(job.train, job.valid, BINARY, seed=job.seed, hidden=job.hidden, dropout=job.dropout,
+                            batch_size=8, max_epochs=3, patience=50)
+        _same_probe(ref, probe)
+    with pytest.raises(ValueError, match="positive"):
+        train_probes(jobs, patience=0)
+
+
+def test_probe_task_trains_its_seeds_together_with_the_sequential_results(tone_task, tmp_path):
+    task, root = tone_task
+    common = dict(seeds=(0, 1, 2), root=root, cache_dir=tmp_path / "cache", progress=False)
+    batched = P.probe_task(SpectrumEncoder(), task, probe_kwargs={"lr": 3e-3, "max_epochs": 6}, **common)
+    # an on_epoch callback takes the one-probe-per-seed path: the reference
+    seen = []
+    sequential = P.probe_task(SpectrumEncoder(), task, **common, probe_kwargs={
+        "lr": 3e-3, "max_epochs": 6, "on_epoch": lambda epoch, probe, tl, vl: seen.append(epoch)})
+    assert seen and len(batched) == len(sequential) == 3
+    for a, b in zip(batched, sequential):
+        assert a == b
+    both = P.probe_tasks(SpectrumEncoder(), [task, task], probe_kwargs={"lr": 3e-3, "max_epochs": 6}, **common)
+    assert both == batched + batched

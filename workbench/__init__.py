@@ -7,6 +7,12 @@ results -> figures.  Notebooks in ``notebooks/`` drive it.
 
 __version__ = "0.1.0"
 
+# OpenMP reads its wait policy once, when torch loads it: set it before anything imports torch
+# (workbench.threads; a no-op when torch is already loaded or the user set the variables).
+from .threads import configure_openmp_env as _configure_openmp_env  # noqa: E402
+
+_configure_openmp_env()
+
 
 def __getattr__(name: str):
     """Lazy top-level names, so that ``import workbench`` stays light (no torch)."""

@@ -37,9 +37,13 @@ DEMO_MODELS = {
 DEMO_MAX_CHUNKS = 4
 #: Early-stopping patience (epochs) of the demo probes, as CLMR's linear evaluation.
 DEMO_PROBE_PATIENCE = 5
-#: Probes train alone after pretraining, so they use torch's default threads (all cores):
-#: 1.4x faster than one thread on a quiet 2-core machine, same numbers.
+#: Probe threads: None = the thread policy (workbench.threads: all cores available, as probes
+#: train alone after pretraining).
 DEMO_PROBE_THREADS = None
+#: How the probes are trained: "batched" (all seeds and tasks of a model in one batched run,
+#: workbench.batched_probe; the same probes) or "sequential" (one probe_task per task, one
+#: probe per seed: the recipe before the batched trainer, kept for benchmarks/demo.py).
+PROBE_MODES = ("batched", "sequential")
 
 
 def demo_configs(out: Path, scale: str = "demo", **overrides) -> dict[str, PretrainConfig]:
@@ -67,11 +71,11 @@ def _reusable_run(cfg: PretrainConfig) -> Path | None:
 
 def run_demo(out: str | Path = "runs/demo", *, scale: str = "demo", seeds=DEMO_SEEDS, tasks=DEMO_TASKS,
              fresh: bool = False, progress: bool = True, figures_dir: str | Path = "figures/demo",
-             **overrides) -> dict:
+             probe_mode: str = "batched", **overrides) -> dict:
     from . import data
     from .data.summary import format_summary, summarize
     from .figures import demo_bar_chart
-    from .probe import probe_task
+    from .probe import probe_task, probe_tasks
     from .results import aggregate, results_table, write_results
 
     t_start = time.perf_counter()
@@ -109,14 +113,23 @@ def run_demo(out: str | Path = "runs/demo", *, scale: str = "demo", seeds=DEMO_S
 
     print("\n== 3/3 probing frozen encoders", flush=True)
     t0 = time.perf_counter()
+    if probe_mode not in PROBE_MODES:
+        raise ValueError(f"probe_mode must be one of {PROBE_MODES}, got {probe_mode!r}.")
     records = []
+    common = dict(seeds=seeds, device=device, extract_kwargs={"max_chunks": DEMO_MAX_CHUNKS}, progress=progress)
     for label, (ckpt, cfg) in checkpoints.items():
+        if probe_mode == "batched":
+            print(f"[{label}] probing {', '.join(tasks)} ({len(seeds)} seeds, trained together)", flush=True)
+            records += probe_tasks(str(ckpt), tasks, model=label, support=cfg.support,
+                                   probe_kwargs={"threads": DEMO_PROBE_THREADS, "patience": DEMO_PROBE_PATIENCE},
+                                   **common)
+            continue
         for name in tasks:
             print(f"[{label}] probing {name} ({len(seeds)} seeds)", flush=True)
-            records += probe_task(str(ckpt), name, seeds=seeds, model=label, support=cfg.support,
-                                  device=device, extract_kwargs={"max_chunks": DEMO_MAX_CHUNKS},
-                                  probe_kwargs={"threads": DEMO_PROBE_THREADS, "patience": DEMO_PROBE_PATIENCE},
-                                  progress=progress)
+            # an on_epoch callback keeps probe_task on its one-probe-per-seed path
+            records += probe_task(str(ckpt), name, model=label, support=cfg.support,
+                                  probe_kwargs={"threads": DEMO_PROBE_THREADS, "patience": DEMO_PROBE_PATIENCE,
+                                                "on_epoch": _no_op}, **common)
     timings["probe_s"] = time.perf_counter() - t0
     rows = aggregate(records)
     result_dir = runs.new_run_dir(out / "results", "demo")
@@ -141,6 +154,10 @@ def run_demo(out: str | Path = "runs/demo", *, scale: str = "demo", seeds=DEMO_S
     return summary_json
 
 
+def _no_op(*_args) -> None:
+    """An on_epoch callback that does nothing (selects probe_task's sequential path)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="workbench demo", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -150,11 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=len(DEMO_SEEDS), help="number of probe seeds")
     ap.add_argument("--fresh", action="store_true", help="pretrain anew even if identical finished runs exist")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--probe-mode", default="batched", choices=PROBE_MODES,
+                    help="train the probes together (default) or one by one (same results, slower)")
     ap.add_argument("overrides", nargs="*", help="pretraining overrides key=value, e.g. steps=300")
     args = ap.parse_args(argv)
     over = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in args.overrides)}
     run_demo(args.out, scale=args.scale, seeds=tuple(range(args.seeds)), fresh=args.fresh,
-             progress=not args.no_progress, figures_dir=args.figures_dir, **over)
+             progress=not args.no_progress, figures_dir=args.figures_dir, probe_mode=args.probe_mode, **over)
     return 0
 
 

@@ -543,13 +543,16 @@ def extract(
         from .progress import tqdm  # text bars unless a Jupyter front end is attached
 
         bar = tqdm(total=len(todo), desc=f"embed {task.name}/{split}")
+    from .threads import apply as thread_policy
+
     try:
-        for g in range(0, len(todo), SHARD_TRACKS):
-            group = todo[g:g + SHARD_TRACKS]
-            _encode_rows(encoder, group, paths, done, sr, clip, hop, max_chunks, batch_size, torch.device(device),
-                         transform, num_workers, source, bar)
-            if use_cache and len(group) < len(todo):  # one group only: the full entry below is the save
-                _save_shard(directory, key, done, group)
+        with thread_policy(workers=num_workers):  # torch threads (workbench.threads); decoding threads are busy
+            for g in range(0, len(todo), SHARD_TRACKS):
+                group = todo[g:g + SHARD_TRACKS]
+                _encode_rows(encoder, group, paths, done, sr, clip, hop, max_chunks, batch_size,
+                             torch.device(device), transform, num_workers, source, bar)
+                if use_cache and len(group) < len(todo):  # one group only: the full entry below is the save
+                    _save_shard(directory, key, done, group)
     finally:
         if bar is not None:
             bar.close()

@@ -53,13 +53,13 @@ from typing import Any
 
 import yaml
 
-from .scales import SCALE_NAMES, scale_defaults
+from .probe import PROBE_SETTINGS, probe_checkpoint, probe_settings  # noqa: F401 (they moved to probe.py)
 from .suggest import name_hints
 
 __all__ = [
     "ExperimentError", "Experiment", "RunSpec", "RunOutcome", "ExperimentReport", "RESULT_FILE", "RUN_FILE",
     "load_experiment", "expand_grid", "run_experiment", "collect", "notebook_parameters", "pretrain_config",
-    "probe_settings", "probe_checkpoint", "pretrain_and_probe", "write_result", "read_result",
+    "probe_settings", "probe_checkpoint", "pretrain_and_probe", "pretrain_probe_write", "write_result", "read_result",
     "latest_checkpoint", "regenerate_figures", "mean_positive_fraction", "pretrain_settings", "pretrain_summary",
     "main",
 ]
@@ -81,13 +81,6 @@ RUNNER_PARAMS = ("scale", "seed", "out_dir", "runs_dir")
 TOP_LEVEL_KEYS = ("name", "description", "notebook", "figure", "params", "grid", "seeds", "scales")
 SCALE_KEYS = ("params", "grid", "seeds", "figure")
 _SAFE = re.compile(r"[^A-Za-z0-9_.=-]+")
-
-#: Probe budget per scale: (extract_kwargs, probe_kwargs), from :mod:`workbench.scales` (trainer ``probe``).
-PROBE_SETTINGS: dict[str, tuple[dict, dict]] = {
-    scale: (budget["extract"], budget["probe"])
-    for scale, budget in ((s, scale_defaults(s, "probe")) for s in SCALE_NAMES)
-}
-
 
 class ExperimentError(ValueError):
     """An invalid experiment file; the message names the file, the key and the fix."""
@@ -130,35 +123,6 @@ def pretrain_config(args: Any, method: str | None = None, **fixed: Any):
     return resolve_config(values.get("scale") or DEFAULT_SCALE, method, **overrides)
 
 
-def probe_settings(scale: str) -> tuple[dict, dict]:
-    """(extract_kwargs, probe_kwargs) of :data:`PROBE_SETTINGS` for ``scale`` (copies)."""
-    if scale not in PROBE_SETTINGS:
-        raise ValueError(f"unknown scale {scale!r}; choose one of {sorted(PROBE_SETTINGS)}")
-    extract_kwargs, probe_kwargs = PROBE_SETTINGS[scale]
-    return dict(extract_kwargs), dict(probe_kwargs)
-
-
-def probe_checkpoint(checkpoint: str | Path, tasks: Sequence[str], *, scale: str, seeds: Sequence[int] = (0,),
-                     model: str | None = None, support: str | None = None, aggregation="embedding",
-                     fraction: float = 1.0, root: str | Path | None = None, device: str | None = None,
-                     progress: bool = True) -> list[dict]:
-    """Probe one frozen checkpoint on ``tasks`` with the scale's probe budget; returns
-    aggregated result rows (:func:`workbench.results.aggregate`)."""
-    import torch
-
-    from .probe import probe_task
-    from .results import aggregate
-
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    extract_kwargs, probe_kwargs = probe_settings(scale)
-    records = []
-    for task in tasks:
-        records += probe_task(str(checkpoint), task, seeds=tuple(seeds), fraction=fraction,
-                              aggregation=aggregation, root=root, model=model, support=support, device=device,
-                              extract_kwargs=extract_kwargs, probe_kwargs=probe_kwargs, progress=progress)
-    return aggregate(records)
-
-
 def pretrain_summary(run_dir: str | Path) -> dict:
     """What a finished pretraining run reports: ``run_dir``, ``checkpoint``, ``final_loss``,
     ``steps``, ``examples_per_s``, ``wall_s`` and the mean ``positive_fraction``."""
@@ -189,6 +153,19 @@ def pretrain_and_probe(config, tasks: Sequence[str], *, probe_seeds: Sequence[in
     summary = pretrain_summary(run_dir)
     settings = {**pretrain_settings(config), "positive_fraction": summary["positive_fraction"]}
     return {**summary, "results": [{**row, **settings} for row in rows]}
+
+
+def pretrain_probe_write(args: Any, notebook: str, config, *, model: str, progress: bool = True) -> dict:
+    """The shared last step of the experiment notebooks 04-07: pretrain ``config``, probe it on
+    ``args.tasks`` with ``args.probe_seeds`` (:func:`pretrain_and_probe`), print the final loss and
+    the share of positive pairs, and write ``<args.out_dir>/result.json`` (:func:`write_result`).
+    Returns the result (``out["results"]`` are the rows)."""
+    out = pretrain_and_probe(config, args.tasks, probe_seeds=args.probe_seeds, model=model, progress=progress)
+    loss, share = out.get("final_loss"), out.get("positive_fraction")
+    print(f"final loss {loss if loss is None else f'{loss:.3f}'}; share of positive pairs "
+          f"{share if share is None else f'{share:.3f}'}")
+    print(write_result(args.out_dir, notebook, args, **out))
+    return out
 
 
 def mean_positive_fraction(run_dir: str | Path) -> float | None:

@@ -254,15 +254,15 @@ def _bool(name: str, value: Any) -> bool:
 
 
 def _methods() -> list[str]:
-    from .config import METHODS
+    from .config import _methods as methods
 
-    return sorted(METHODS)
+    return methods()
 
 
 def _encoders() -> list[str]:
-    from .models import ENCODER_PRESETS, ENCODERS
+    from .config import _encoder_names
 
-    return sorted(set(ENCODERS) | set(ENCODER_PRESETS))
+    return _encoder_names()
 
 
 def _splits() -> list[str]:

@@ -39,6 +39,7 @@ from torch import nn
 from .embed import Embeddings, segment_mean
 
 __all__ = ["AGGREGATIONS", "Probe", "evaluate", "label_fraction_subset", "load_probe", "main", "probe_task",
+           "probe_tasks",
            "save_probe", "track_scores", "train_probe"]
 
 AGGREGATIONS = ("embedding", "logits", "probabilities")
@@ -157,6 +158,45 @@ def _target_tensor(kind: str, targets: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(targets, dtype=torch.float32)
 
 
+def _setup_probe(train: Embeddings, valid: Embeddings, task, seed: int, hidden, dropout, weight_decay,
+                 device: torch.device):
+    """Check the inputs, build the seeded probe with its standardisation (inside the caller's
+    ``fork_rng``: ``torch.manual_seed(seed)`` then the weights, so the global RNG is left where
+    the probe's dropout masks start) and move the splits to ``device``.
+
+    Returns ``(probe, (Xtr, ytr, Xva, yva), weight_decay)``; shared by :func:`train_probe` and
+    :func:`workbench.batched_probe.train_probes` so both start from the same state.
+    """
+    if task.kind not in ("multilabel", "multiclass", "regression"):
+        raise ValueError(f"task {task.name} is {task.kind}; only labelled tasks can be probed.")
+    if train.n_chunks == 0 or valid.n_chunks == 0:
+        raise ValueError(f"task {task.name}: empty training ({train.n_chunks}) or validation "
+                         f"({valid.n_chunks}) embeddings.")
+    if train.dim != valid.dim:
+        raise ValueError(f"train embeddings are {train.dim}-d but validation ones {valid.dim}-d.")
+    for name, emb in (("training", train), ("validation", valid)):
+        check_finite(emb, f"{task.name} {name}")
+    check_learnable(train, task)
+    spec = task.probe
+    hidden = spec.hidden if hidden is None else hidden
+    dropout = spec.dropout if dropout is None else dropout
+    weight_decay = spec.weight_decay if weight_decay is None else weight_decay
+    Xtr = torch.from_numpy(train.X).to(device)
+    ytr = _target_tensor(task.kind, train.chunk_targets()).to(device)
+    Xva = torch.from_numpy(valid.X).to(device)
+    yva = _target_tensor(task.kind, valid.chunk_targets()).to(device)
+    torch.manual_seed(seed)
+    probe = Probe(train.dim, _n_outputs(task, train, valid), task.kind, hidden, dropout).to(device)
+    probe.mean.copy_(Xtr.mean(0))
+    std = Xtr.std(0, unbiased=False)
+    probe.std.copy_(torch.where(std > MIN_STD, std, torch.ones_like(std)))
+    if task.kind == "regression":
+        probe.target_mean.copy_(ytr.mean(0))
+        tstd = ytr.std(0, unbiased=False)
+        probe.target_std.copy_(torch.where(tstd > MIN_STD, tstd, torch.ones_like(tstd)))
+    return probe, (Xtr, ytr, Xva, yva), weight_decay
+
+
 def train_probe(
     train: Embeddings,
     valid: Embeddings,
@@ -188,40 +228,13 @@ def train_probe(
         epoch (epochs count from 1).
     The run is deterministic for a given ``seed`` and leaves the global RNG untouched.
     """
-    if task.kind not in ("multilabel", "multiclass", "regression"):
-        raise ValueError(f"task {task.name} is {task.kind}; only labelled tasks can be probed.")
-    if train.n_chunks == 0 or valid.n_chunks == 0:
-        raise ValueError(f"task {task.name}: empty training ({train.n_chunks}) or validation "
-                         f"({valid.n_chunks}) embeddings.")
-    if train.dim != valid.dim:
-        raise ValueError(f"train embeddings are {train.dim}-d but validation ones {valid.dim}-d.")
     if batch_size <= 0 or max_epochs <= 0 or patience <= 0:
         raise ValueError("batch_size, max_epochs and patience must be positive.")
-    for name, emb in (("training", train), ("validation", valid)):
-        check_finite(emb, f"{task.name} {name}")
-    check_learnable(train, task)
-    spec = task.probe
-    hidden = spec.hidden if hidden is None else hidden
-    dropout = spec.dropout if dropout is None else dropout
-    weight_decay = spec.weight_decay if weight_decay is None else weight_decay
     device = torch.device(device)
-
-    Xtr = torch.from_numpy(train.X).to(device)
-    ytr = _target_tensor(task.kind, train.chunk_targets()).to(device)
-    Xva = torch.from_numpy(valid.X).to(device)
-    yva = _target_tensor(task.kind, valid.chunk_targets()).to(device)
-
     fork_devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices), _torch_threads(threads):
-        torch.manual_seed(seed)
-        probe = Probe(train.dim, _n_outputs(task, train, valid), task.kind, hidden, dropout).to(device)
-        probe.mean.copy_(Xtr.mean(0))
-        std = Xtr.std(0, unbiased=False)
-        probe.std.copy_(torch.where(std > MIN_STD, std, torch.ones_like(std)))
-        if task.kind == "regression":
-            probe.target_mean.copy_(ytr.mean(0))
-            tstd = ytr.std(0, unbiased=False)
-            probe.target_std.copy_(torch.where(tstd > MIN_STD, tstd, torch.ones_like(tstd)))
+        probe, (Xtr, ytr, Xva, yva), weight_decay = _setup_probe(train, valid, task, seed, hidden, dropout,
+                                                                 weight_decay, device)
         opt = torch.optim.Adam(probe.parameters(), lr=lr, weight_decay=weight_decay)
         gen = torch.Generator().manual_seed(seed)
 
@@ -411,45 +424,87 @@ def probe_task(
         drawn with each probe's seed; validation and test stay whole).
     aggregation: one policy or several (each evaluated with the same trained probe).
     model, support: labels copied into the result rows (e.g. "semisupcon", "nsynth_pitch").
+    probe_kwargs: :func:`train_probe` settings. Several seeds train together as one batched
+        model (:func:`workbench.batched_probe.train_probes`, the same probes as one
+        :func:`train_probe` per seed); an ``on_epoch`` callback trains them one by one.
     probe_dir: if given, each probe is saved there as ``<task>-seed<seed>.pt``.
     Returns one record per (seed, aggregation); :func:`workbench.results.aggregate`
     turns them into mean ± std rows. Tracks that could not be read are left out of every
     split (with a warning) and listed in each record's ``skipped`` (split -> id -> reason).
     """
+    return probe_tasks(encoder_or_checkpoint, [task], seeds, fraction, aggregation, root, model=model,
+                       support=support, device=device, cache_dir=cache_dir, extract_kwargs=extract_kwargs,
+                       probe_kwargs=probe_kwargs, probe_dir=probe_dir, progress=progress)
+
+
+def probe_tasks(
+    encoder_or_checkpoint,
+    tasks: Sequence,
+    seeds: Sequence[int] = DEFAULT_SEEDS,
+    fraction: float = 1.0,
+    aggregation: str | Sequence[str] = "embedding",
+    root: str | Path | None = None,
+    **kwargs,
+) -> list[dict]:
+    """:func:`probe_task` on several tasks of one encoder, every (task, seed) probe trained in
+    one batched run (tasks on the same audio, e.g. nsynth_pitch and nsynth_instrument, share
+    one stack). Records come task by task, as from one :func:`probe_task` call per task."""
     from . import data
     from .embed import extract
 
-    if isinstance(task, str):
-        task = data.task(task, root)
+    model, support = kwargs.pop("model", None), kwargs.pop("support", None)
+    device, cache_dir = kwargs.pop("device", "cpu"), kwargs.pop("cache_dir", None)
+    extract_kwargs, probe_kwargs = kwargs.pop("extract_kwargs", None), dict(kwargs.pop("probe_kwargs", None) or {})
+    probe_dir, progress = kwargs.pop("probe_dir", None), kwargs.pop("progress", True)
+    if kwargs:
+        raise TypeError(f"probe_tasks() got unexpected keyword arguments {sorted(kwargs)}")
     aggregations = [aggregation] if isinstance(aggregation, str) else list(aggregation)
     for a in aggregations:
         if a not in AGGREGATIONS:
             raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {a!r}.")
+    tasks = [data.task(t, root) if isinstance(t, str) else t for t in tasks]
     kw = dict(extract_kwargs or {})
-    emb = {split: extract(encoder_or_checkpoint, task, split, root=root, device=device, cache_dir=cache_dir,
-                          progress=progress, **kw) for split in ("train", "valid", "test")}
-    meta = emb["test"].meta
-    checkpoint = meta.get("checkpoint")
-    # unreadable tracks left out of each split (id -> reason), recorded with every result
-    skipped = {split: dict(e.meta.get("skipped", {})) for split, e in emb.items() if e.meta.get("skipped")}
+    embs, trains, skips = [], [], []
+    for task in tasks:
+        emb = {split: extract(encoder_or_checkpoint, task, split, root=root, device=device, cache_dir=cache_dir,
+                              progress=progress, **kw) for split in ("train", "valid", "test")}
+        embs.append(emb)
+        # unreadable tracks left out of each split (id -> reason), recorded with every result
+        skips.append({split: dict(e.meta.get("skipped", {})) for split, e in emb.items() if e.meta.get("skipped")})
+        for seed in seeds:
+            rows = label_fraction_subset(emb["train"].targets, task.kind, fraction, seed)
+            trains.append(emb["train"] if len(rows) == emb["train"].n_tracks else emb["train"].subset(rows))
+    jobs = [(task, seed, emb) for task, emb in zip(tasks, embs) for seed in seeds]
+    skipped_of = {id(emb): skipped for emb, skipped in zip(embs, skips)}
+    if probe_kwargs.get("threads") is None:  # the thread policy (workbench.threads)
+        from .threads import threads_for
+
+        probe_kwargs["threads"] = threads_for(0)
+    if len(jobs) > 1 and "on_epoch" not in probe_kwargs:
+        from .batched_probe import ProbeJob, train_probes
+
+        spec = {k: probe_kwargs.pop(k) for k in ("hidden", "dropout", "weight_decay") if k in probe_kwargs}
+        probes = train_probes([ProbeJob(train, emb["valid"], task, seed, **spec)
+                               for (task, seed, emb), train in zip(jobs, trains)], device=device, **probe_kwargs)
+    else:
+        probes = [train_probe(train, emb["valid"], task, seed=seed, device=device, **probe_kwargs)
+                  for (task, seed, emb), train in zip(jobs, trains)]
     records = []
-    for seed in seeds:
-        rows = label_fraction_subset(emb["train"].targets, task.kind, fraction, seed)
-        train = emb["train"] if len(rows) == emb["train"].n_tracks else emb["train"].subset(rows)
-        probe = train_probe(train, emb["valid"], task, seed=seed, device=device, **(probe_kwargs or {}))
+    for (task, seed, emb), train, probe in zip(jobs, trains, probes):
+        meta = emb["test"].meta
         if probe_dir is not None:
             save_probe(probe, Path(probe_dir) / f"{task.name}-seed{seed}.pt", task=task.name, seed=seed,
                        fraction=fraction, train_ids=train.ids)
         for a in aggregations:
             result = evaluate(probe, emb["test"], task, a)
             records.append({
-                "model": model or meta.get("encoder") or "encoder", "checkpoint": checkpoint,
+                "model": model or meta.get("encoder") or "encoder", "checkpoint": meta.get("checkpoint"),
                 "support": support, "task": task.name, "seed": int(seed), "fraction": float(fraction),
                 "aggregation": a, "metrics": result["metrics"], "n_train_tracks": train.n_tracks,
                 "n_test_tracks": result["n_tracks"], "best_epoch": probe.best_epoch,
                 "epochs": len(probe.history), "data_root": meta.get("data_root"),
                 "synthetic": bool(meta.get("synthetic", False)), "encoder_sha256": meta.get("encoder_sha256"),
-                "skipped": skipped,
+                "skipped": skipped_of[id(emb)],
             })
     return records
 
@@ -510,3 +565,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     index = ("model", "aggregation") if len(args.aggregation) > 1 else ("model",)
     print(results_table(rows, metric="all", index=index).to_string())
     return 0
+
+
+# ---------------------------------------------------------------- the experiment notebooks' probe budget
+from .scales import SCALE_NAMES, scale_defaults  # noqa: E402 (this section was moved here from experiments.py)
+
+#: Probe budget per scale: (extract_kwargs, probe_kwargs), from :mod:`workbench.scales` (trainer
+#: ``probe``). Smoke is for CI only; demo keeps the demo's bounded cost; paper uses the probes' own
+#: defaults (whole tracks).
+PROBE_SETTINGS: dict[str, tuple[dict, dict]] = {
+    _scale: (_budget["extract"], _budget["probe"])
+    for _scale, _budget in ((s, scale_defaults(s, "probe")) for s in SCALE_NAMES)
+}
+
+
+def probe_settings(scale: str) -> tuple[dict, dict]:
+    """(extract_kwargs, probe_kwargs) of :data:`PROBE_SETTINGS` for ``scale`` (copies)."""
+    if scale not in PROBE_SETTINGS:
+        raise ValueError(f"unknown scale {scale!r}; choose one of {sorted(PROBE_SETTINGS)}")
+    extract_kwargs, probe_kwargs = PROBE_SETTINGS[scale]
+    return dict(extract_kwargs), dict(probe_kwargs)
+
+
+def probe_checkpoint(checkpoint: str | Path, tasks: Sequence[str], *, scale: str, seeds: Sequence[int] = (0,),
+                     model: str | None = None, support: str | None = None, aggregation="embedding",
+                     fraction: float = 1.0, root: str | Path | None = None, device: str | None = None,
+                     progress: bool = True) -> list[dict]:
+    """Probe one frozen checkpoint on ``tasks`` with the scale's probe budget; returns
+    aggregated result rows (:func:`workbench.results.aggregate`)."""
+    from .results import aggregate
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    extract_kwargs, probe_kwargs = probe_settings(scale)
+    records = []
+    for task in tasks:
+        records += probe_task(str(checkpoint), task, seeds=tuple(seeds), fraction=fraction,
+                              aggregation=aggregation, root=root, model=model, support=support, device=device,
+                              extract_kwargs=extract_kwargs, probe_kwargs=probe_kwargs, progress=progress)
+    return aggregate(records)

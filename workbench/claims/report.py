@@ -100,31 +100,33 @@ class _Results:
 
 
 def _condition_values(res: _Results, cond: Condition, missing: list) -> tuple[str, list[float]]:
-    """(label, per-seed values) of a condition; records what is missing."""
-    def seed_values(recipe) -> list[float] | None:
-        out = []
+    """(label, per-seed values) of a condition; records what is missing. Seeds still missing
+    are left out of the values (the part is then pending)."""
+    def seed_values(recipe) -> dict[int, float]:
+        out = {}
         for seed in cond.seeds:
             cell = res.grid.cell_of(recipe, seed)
             result = res.get(cell)
             if result is None:
                 missing.append(f"{cell.id} ({res.why.get(cell.id, 'missing')})")
-                return None
+                continue
             v = measure_value(result, cond.measure)
             if v is None:
                 why = (result.get("unavailable") or {}).get(cond.measure[1])
                 missing.append(f"{cell.id}: no {' '.join(map(str, cond.measure[1:]))}"
                                + (f" (data unavailable: {why.splitlines()[0][:160]})" if why else ""))
-                return None
-            out.append(float(v))
+                continue
+            out[seed] = float(v)
         return out
 
     per_recipe = [seed_values(r) for r in cond.recipes]
-    if any(v is None for v in per_recipe):
-        return cond.label, []
     if cond.select == "min_mean":
-        k = int(np.argmin([np.mean(v) for v in per_recipe]))
-        return f"{cond.recipes[k].slug} ({cond.label})", per_recipe[k]
-    return cond.label, [float(np.mean(vals)) for vals in zip(*per_recipe)]
+        if any(len(v) < len(cond.seeds) for v in per_recipe):
+            return cond.label, []
+        k = int(np.argmin([np.mean(list(v.values())) for v in per_recipe]))
+        return f"{cond.recipes[k].slug} ({cond.label})", [per_recipe[k][s] for s in cond.seeds]
+    seeds = [s for s in cond.seeds if all(s in v for v in per_recipe)]
+    return cond.label, [float(np.mean([v[s] for v in per_recipe])) for s in seeds]
 
 
 def _claim_entry(res: _Results, claim: Claim, scale: str) -> tuple[dict, list[str]]:

@@ -24,6 +24,10 @@ at any time, e.g. ``model.impl = "eager"``):
   1-input-channel convolution backward is >10x slower); max-pool runs *before* the ReLU
   (``max(relu(x)) == relu(max(x))``, so the ReLU touches a third of the data, gradients
   identical); in-place ReLUs.  NHWC is also what cuDNN tensor cores want under bf16/fp16.
+  On the CPU in float32, block convolutions over >= ``GEMM_BACKWARD_MIN_FRAMES`` frames
+  (the paper config's first blocks) take their backward as GEMMs (:class:`_FrameConv`):
+  oneDNN's NHWC weight gradient at 19 683 frames took 13x its forward and a third of the
+  paper step (torch.profiler; ``benchmarks/encoder.py`` times the step).
 
 Numerics: in float64 both paths agree to 1e-10 (``tests/test_models.py``).  In float32
 the fast path's round-off is ~2e-5 relative (the eager one's ~2e-6; the NHWC BatchNorm
@@ -76,6 +80,10 @@ IMPLS = ("fast", "eager")
 DEFAULT_KERNEL = 3
 DEFAULT_POOL = 3
 DEFAULT_FIRST_STRIDE = 3
+#: From this many frames on, the fast path's block convolutions on the CPU (float32/64, no
+#: autocast) compute their backward as GEMMs (:class:`_FrameConv`): oneDNN's NHWC
+#: backward-weights kernel at the paper's 19 683 frames took 13x its forward.
+GEMM_BACKWARD_MIN_FRAMES = 4096
 
 
 def _batch_norm(bn: nn.BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
@@ -110,6 +118,52 @@ def _batch_norm(bn: nn.BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
         eaf,
         bn.eps,
     )
+
+
+class _FrameConv(torch.autograd.Function):
+    """``conv2d(x, w, b, padding=(0, k // 2))`` on ``[B, C, 1, T]`` channels-last tensors
+    (stride 1), forward by oneDNN, backward as plain GEMMs:
+
+    * weight: for each tap j, ``grad_w[:, :, j] = sum_b g_b^T @ x_pad[b, j:j+T]`` (a batched
+      GEMM over NHWC views, no im2col copy);
+    * input: the same convolution of ``g`` with the kernel flipped and its channels swapped
+      (oneDNN's forward kernel);
+    * bias: ``g`` summed over batch and frames.
+
+    Same function, other summation order: float64 agrees with the eager path to 1e-10.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, b):
+        ctx.save_for_backward(x, w)
+        ctx.has_bias = b is not None
+        return F.conv2d(x, w, b, padding=(0, w.shape[-1] // 2))
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        k = w.shape[-1]
+        pad = k // 2
+        grad_x = grad_w = grad_b = None
+        g = g.contiguous(memory_format=torch.channels_last)
+        bsz, c_out, _, t = g.shape
+        g_btc = g.permute(0, 2, 3, 1).reshape(bsz, t, c_out)  # a view of the NHWC memory
+        if ctx.needs_input_grad[0]:
+            w_flip = w.transpose(0, 1).flip(-1).contiguous(memory_format=torch.channels_last)
+            grad_x = F.conv2d(g, w_flip, None, padding=(0, pad))
+        if ctx.needs_input_grad[1]:
+            x_btc = F.pad(x.permute(0, 2, 3, 1).reshape(bsz, t, -1), (0, 0, pad, pad))  # [B, T + 2p, C_in]
+            g_cbt = g_btc.transpose(1, 2)  # [B, C_out, T]
+            taps = [torch.bmm(g_cbt, x_btc[:, j:j + t]).sum(0) for j in range(k)]  # k x [C_out, C_in]
+            grad_w = torch.stack(taps, -1).unsqueeze(2)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = g_btc.sum((0, 1))
+        return grad_x, grad_w, grad_b
+
+
+def _use_gemm_backward(h: torch.Tensor) -> bool:
+    return (h.device.type == "cpu" and h.dtype in (torch.float32, torch.float64) and torch.is_grad_enabled()
+            and not torch.is_autocast_enabled("cpu") and h.shape[-1] >= GEMM_BACKWARD_MIN_FRAMES)
 
 
 class SampleCNN(nn.Module):
@@ -303,7 +357,10 @@ class SampleCNN(nn.Module):
         pad = (0, self.kernel // 2)
         h = F.relu_(_batch_norm(self.stem_bn, h))
         for conv, bn in zip(self.convs, self.bns):
-            h = F.conv2d(h, conv.weight.unsqueeze(2), conv.bias, padding=pad)
+            if _use_gemm_backward(h):
+                h = _FrameConv.apply(h, conv.weight.unsqueeze(2), conv.bias)
+            else:
+                h = F.conv2d(h, conv.weight.unsqueeze(2), conv.bias, padding=pad)
             h = F.relu_(F.max_pool2d(_batch_norm(bn, h), (1, self.pool)))
         h = F.conv2d(h, self.final.weight.unsqueeze(2), self.final.bias, padding=pad)
         h = F.relu_(_batch_norm(self.final_bn, h))

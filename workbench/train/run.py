@@ -31,7 +31,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from .. import runs
+from .. import runs, threads
 from ..config import ConfigError
 
 __all__ = ["Method", "TRAINERS", "get_method", "fit", "build_trainer", "loggers", "precision", "Throughput",
@@ -342,6 +342,15 @@ def merge_metrics(run_dir: Path) -> None:
 
 
 # =========================================================================== lifecycle
+def _busy_loader_workers(loader) -> int:
+    """Loader workers that keep a core busy (:func:`workbench.threads.busy_workers`): none when
+    every clip of the dataset is read from the memory-mapped decoded cache."""
+    dataset = getattr(loader, "dataset", None)
+    readers = getattr(dataset, "readers", None) or {}
+    tasks = set(getattr(dataset, "tasks", None) or ())
+    return threads.busy_workers(getattr(loader, "num_workers", 0), bool(tasks) and tasks <= set(readers))
+
+
 def fit(method: Method | str, config=None, *, resume: str | Path | None = None, overrides: dict | None = None,
         progress: bool = True, hint: str = "") -> Path:
     """Train one model with ``method``; returns its run directory.
@@ -383,7 +392,8 @@ def fit(method: Method | str, config=None, *, resume: str | Path | None = None, 
                             callbacks=[NonFiniteGuard(hint)])
     t0 = time.perf_counter()
     try:
-        trainer.fit(module, train_dataloaders=loader, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
+        with threads.apply(workers=_busy_loader_workers(loader)):  # torch threads: workbench.threads
+            trainer.fit(module, train_dataloaders=loader, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
     finally:
         if trainer.is_global_zero:
             merge_metrics(run_dir)
