@@ -405,7 +405,7 @@ def test_parts_split_ssl_and_label_terms():
 
 
 def test_registry_maps_methods_to_callables():
-    assert set(LOSSES) == {"semisupcon", "simclr", "supcon", "cola"}
+    assert set(LOSSES) == {"semisupcon", "simclr", "supcon", "cola", "msa"}
     z1, z2 = torch.randn(4, 3), torch.randn(4, 3)
     torch.testing.assert_close(LOSSES["simclr"](z1, z2, 0.5), nt_xent(z1, z2, 0.5))
 
