@@ -10,6 +10,7 @@ SYSDEPS_STAMP := $(VENV)/.sysdeps
 # System packages the embedded-benchmark renderer needs (FluidSynth + two SoundFonts).
 APT_PACKAGES := libfluidsynth3 fluid-soundfont-gm minuet-data
 PYTEST_ARGS ?= -n 2
+HEAR_VALIDATOR := hearvalidator==2021.0.2
 export PYTHONUNBUFFERED := 1
 
 .PHONY: demo test test-all bench claims setup sysdeps venv data notebooks-sync lab clean-runs help
@@ -29,6 +30,8 @@ $(VENV)/bin/python:
 $(STAMP): pyproject.toml | $(VENV)/bin/python
 	@echo ">> installing the workbench and its pinned stack into $(VENV) (first time: several minutes, torch is large)"
 	$(PIP) install --progress-bar off -e '.[test]'
+	@# the official HEAR validator, without TensorFlow (tests/test_hear.py runs its checks on our module)
+	$(PIP) install --progress-bar off --no-deps $(HEAR_VALIDATOR)
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

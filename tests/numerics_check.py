@@ -149,8 +149,11 @@ def measure(tmp: Path) -> dict:
             digest.update(v.detach().cpu().contiguous().numpy().tobytes())
     out["encoder_sha256"] = digest.hexdigest()  # the trained weights, bit for bit
 
+    # the COLA recipe the reference was written with (issue 13 changed the defaults to the poster's)
+    cola_v1 = dict(head="cola", normalize=False, bilinear_init_std=0.05, temperature=1.0, silence="skip",
+                   stem_sampling="example")
     cola = train_cola(resolve_cola_config("smoke", pool_splits=["train", "valid", "test"], pool_root=str(fma),
-                                          runs_dir=str(tmp / "cola"), **common), progress=False)
+                                          runs_dir=str(tmp / "cola"), **cola_v1, **common), progress=False)
     out["cola_loss"] = _losses(cola)
     return out
 

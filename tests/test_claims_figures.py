@@ -18,7 +18,7 @@ from workbench.data.tasks import TASKS
 from workbench.latent import PITCH_CLASSES
 
 
-def _fake(cell, scale, probe_seeds, *, device="cpu", results_dir=None):
+def _fake(cell, scale, probe_seeds, *, device="cpu", results_dir=None, **_):
     rng = np.random.default_rng(zlib.crc32(cell.id.encode()))
     lift = 0.1 if cell.recipe.trainer != "supervised" and "semi" in cell.id else 0.0
     tasks = [cell.recipe.method] if cell.recipe.trainer == "supervised" else cell.probe_tasks
@@ -53,7 +53,9 @@ def _fake(cell, scale, probe_seeds, *, device="cpu", results_dir=None):
 def filled(tmp_path_factory):
     grid = build_grid("smoke")
     results = tmp_path_factory.mktemp("claims-results")
-    identity = lambda tasks: {"fake": {"synthetic": True, "generator_version": "test"}}  # noqa: E731
+    from workbench.data.embedded import GENERATOR_VERSION
+
+    identity = lambda tasks: {"fake": {"synthetic": True, "generator_version": GENERATOR_VERSION}}  # noqa: E731
     out = Runner(grid, results, executor=_fake, identity=identity, log=lambda s: None).run(list(grid.cells.values()))
     assert not out["failed"], out["failed"]
     return grid, results, out

@@ -236,7 +236,9 @@ def test_config_presets_and_validation():
 
 def test_heads_and_bilinear_initialisation():
     torch.manual_seed(0)
-    cola = C.COLAModule(C.resolve_cola_config("smoke").to_dict())  # COLA: LayerNorm + tanh, W ~ N(0, 0.05^2)
+    # the original COLA recipe: LayerNorm + tanh, W ~ N(0, 0.05^2), no normalisation, T = 1
+    cola = C.COLAModule(C.resolve_cola_config("smoke", head="cola", normalize=False, bilinear_init_std=0.05,
+                                              temperature=1.0).to_dict())
     z = cola(torch.randn(3, 1, C.SMOKE_CLIP_SAMPLES))
     assert z.shape == (3, 32) and bool((z.abs() < 1).all())
     w = cola.similarity.weight.detach()
@@ -246,6 +248,11 @@ def test_heads_and_bilinear_initialisation():
     assert ident(torch.randn(2, 1, C.SMOKE_CLIP_SAMPLES)).shape == (2, 8)
     with pytest.raises(ValueError, match="cola"):
         C.projection_head("cola", 32, 16)
+    # the default (the poster's linear projection): unit-norm projections, W = identity, T = 0.1
+    default = C.COLAModule(C.resolve_cola_config("smoke").to_dict())
+    z = default(torch.randn(3, 1, C.SMOKE_CLIP_SAMPLES))
+    assert torch.allclose(z.norm(dim=1), torch.ones(3), atol=1e-5)
+    assert torch.equal(default.similarity.weight.detach(), torch.eye(32)) and default.cfg.temperature == 0.1
 
 
 # --------------------------------------------------------------------------- training
@@ -298,7 +305,7 @@ def test_augmented_batch_homogeneous_run_and_non_finite_loss(tmp_path, embedded,
     cfg = C.resolve_cola_config("smoke", runs_dir=str(tmp_path / "ok"), pool_splits=ALL_SPLITS, steps=2,
                                 augment="semisupcon", stem_sampling="batch", head="linear")
     assert runs.is_finished(C.train_cola(cfg, progress=False))
-    monkeypatch.setattr(C, "bilinear_contrastive_loss", lambda a, p, W, temperature: a.sum() * float("nan"))
+    monkeypatch.setattr(C.COLAModule, "pair_loss", lambda self, a, p, silent=None: a.sum() * float("nan"))
     bad = C.resolve_cola_config("smoke", runs_dir=str(tmp_path / "nan"), pool_splits=ALL_SPLITS, steps=3)
     with pytest.raises(C.NonFiniteLossError, match="last good state"):
         C.train_cola(bad, progress=False)
@@ -313,3 +320,241 @@ def test_cli_main_runs_a_smoke_training(tmp_path, embedded, capsys):
     assert "run directory:" in out
     run = next((tmp_path / "runs").iterdir())
     assert runs.is_finished(run)
+
+
+# --------------------------------------------------------------------------- the poster's loss
+def _bilinear(a, W, p):
+    return sum(a[k] * W[k][m] * p[m] for k in range(len(a)) for m in range(len(p)))
+
+
+def test_msa_loss_by_hand_with_a_silent_centroid():
+    from workbench.losses import msa_contrastive_loss
+
+    W = [[1.0, 0.5], [-0.25, 2.0]]
+    T = 0.5
+    a = [[1.0, 0.0], [0.5, -1.0], [0.0, 2.0], [1.0, 1.0]]
+    p = [[0.5, 1.0], [1.0, -1.0], [-1.0, 0.5], [0.0, 0.0]]
+    silent = [False, True, False, True]
+    # S* = the non-silent positives p0, p2 and the centroid of the silent ones (p1 + p3) / 2
+    c = [(p[1][0] + p[3][0]) / 2, (p[1][1] + p[3][1]) / 2]
+    s_star = [p[0], p[2], c]
+    target = {0: 0, 1: 2, 2: 1, 3: 2}  # an anchor whose positive is silent targets the centroid
+    expected = 0.0
+    for i in range(4):
+        scores = [_bilinear(a[i], W, z) / T for z in s_star]
+        expected += -(scores[target[i]] - math.log(sum(math.exp(x) for x in scores)))
+    expected /= 4
+    got = msa_contrastive_loss(torch.tensor(a), torch.tensor(p), torch.tensor(W), torch.tensor(silent),
+                               temperature=T)
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+    # centroid off: every positive is its own candidate (the silent false positives stay)
+    plain = 0.0
+    for i in range(4):
+        scores = [_bilinear(a[i], W, z) / T for z in p]
+        plain += -(scores[i] - math.log(sum(math.exp(x) for x in scores)))
+    off = msa_contrastive_loss(torch.tensor(a), torch.tensor(p), torch.tensor(W), torch.tensor(silent),
+                               temperature=T, centroid=False)
+    assert off.item() == pytest.approx(plain / 4, rel=1e-6) and off.item() != pytest.approx(expected, rel=1e-3)
+
+
+def test_msa_loss_is_nt_xent_when_nothing_is_silent():
+    """W = I on L2-normalised projections, nothing silent: the anchor-to-positive NT-Xent (InfoNCE)."""
+    from workbench.losses import msa_contrastive_loss
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.nn.functional.normalize(torch.randn(6, 5, generator=g), dim=1)
+    p = torch.nn.functional.normalize(torch.randn(6, 5, generator=g), dim=1)
+    tau = 0.1
+    ref = 0.0
+    for i in range(6):  # reference: -log( exp(cos(a_i, p_i)/tau) / sum_j exp(cos(a_i, p_j)/tau) )
+        sims = [float(torch.dot(a[i], p[j])) / tau for j in range(6)]
+        ref += -(sims[i] - math.log(sum(math.exp(x) for x in sims)))
+    ref /= 6
+    for silent in (None, torch.zeros(6, dtype=torch.bool)):
+        got = msa_contrastive_loss(a, p, torch.eye(5), silent, temperature=tau)
+        assert got.item() == pytest.approx(ref, rel=1e-5)
+
+
+def test_module_loss_and_accuracy_use_the_silent_centroid():
+    module = C.COLAModule(C.resolve_cola_config("smoke", proj_dim=2, temperature=0.5).to_dict())
+    W = torch.tensor([[1.0, 0.5], [-0.25, 2.0]])
+    with torch.no_grad():
+        module.similarity.weight.copy_(W)
+    a = torch.tensor([[1.0, 0.0], [0.5, -1.0], [0.0, 2.0]])
+    p = torch.tensor([[0.5, 1.0], [0.0, 0.0], [0.0, 0.0]])
+    silent = torch.tensor([False, True, True])
+    from workbench.losses import msa_contrastive_loss
+
+    assert module.pair_loss(a, p, silent).item() == pytest.approx(
+        msa_contrastive_loss(a, p, W, silent, temperature=0.5).item(), rel=1e-6)
+    # two identical silent positives collapse into one candidate: the loss differs from plain COLA's
+    assert module.pair_loss(a, p, silent).item() != pytest.approx(module.pair_loss(a, p).item(), rel=1e-3)
+
+
+# --------------------------------------------------------------------------- the poster's data
+def test_silent_stem_crops_are_replaced_by_zeros_and_marked(tmp_path):
+    root = _fma_fixture(tmp_path)
+    pool = stem_pool("fma_medium", root, splits=ALL_SPLITS)
+    ds = MSAPairDataset(pool, FileReader(SR), clip_samples=1600, max_shift=4000, silence_db=-50.0,
+                        silence="replace")
+    seen = {True: 0, False: 0}
+    for i in range(40):
+        item = ds.pair(i % len(pool), np.random.default_rng(i), stem="bass" if i % 2 else "melody")
+        name = pool.stem_names[item["stem_index"]]
+        seen[item["silent"]] += 1
+        if name == "bass":  # digital silence: always replaced and marked, never redrawn
+            assert item["silent"] and not item["stem"].any()
+        if item["silent"]:
+            assert not item["stem"].any() and rms_db(read(pool.frame["stems"][item["sample_id"]][name], SR)[
+                item["stem_offset"]:item["stem_offset"] + 1600]) < -50.0
+        else:
+            assert rms_db(item["stem"].numpy()) >= -50.0
+    assert seen[True] > 0 and seen[False] > 0  # melody: silent first half, noise second half
+    # "skip" (the departure) never returns a silent positive; "keep" returns the quiet crop as it is
+    skip = MSAPairDataset(pool, FileReader(SR), clip_samples=1600, max_shift=4000, silence="skip")
+    assert not any(skip.pair(i % 2, np.random.default_rng(i))["silent"] for i in range(20))
+    keep = MSAPairDataset(pool, FileReader(SR), clip_samples=1600, max_shift=4000, silence="keep")
+    item = keep.pair(0, np.random.default_rng(0), stem="drums")
+    assert not item["silent"] and round(float(item["stem"][0]) / RAMP_STEP) == item["stem_offset"]
+
+
+def test_time_shift_off_aligns_the_crops_and_cola_pairs_are_mix_crops(tmp_path):
+    from workbench.data.msa import SOURCE_MASK, SOURCE_MIX
+
+    root = _fma_fixture(tmp_path)
+    pool = stem_pool("fma_medium", root, splits=ALL_SPLITS)
+    aligned = MSAPairDataset(pool, FileReader(SR), clip_samples=1600, min_shift=800, max_shift=4000,
+                             time_shift=False)
+    for i in range(10):
+        item = aligned.pair(0, np.random.default_rng(i), stem="drums")
+        assert item["stem_offset"] == item["mix_offset"] == round(float(item["stem"][0]) / RAMP_STEP)
+    mix = read(pool.frame["path"][0], SR)
+    cola = MSAPairDataset(pool, FileReader(SR), clip_samples=1600, min_shift=800, max_shift=4000, pairs="mix")
+    for i in range(6):
+        item = cola.pair(0, np.random.default_rng(i))
+        s, t = item["stem_offset"], item["mix_offset"]
+        assert item["stem_index"] == SOURCE_MIX and 800 <= abs(s - t) <= 4000
+        np.testing.assert_allclose(item["stem"].numpy(), mix[s:s + 1600], atol=1e-6)
+        np.testing.assert_allclose(item["mix"].numpy(), mix[t:t + 1600], atol=1e-6)
+    masked = MSAPairDataset(pool, FileReader(SR), clip_samples=1600, max_shift=4000, pairs="mask")
+    item = masked.pair(0, np.random.default_rng(0))
+    s = item["stem_offset"]
+    crop = mix[s:s + 1600]
+    assert item["stem_index"] == SOURCE_MASK
+    # a soft mask in [0, 1] only removes energy, and is not the identity
+    assert 0 < np.sum(item["stem"].numpy() ** 2) < np.sum(crop ** 2)
+
+
+def test_random_soft_mask_family():
+    from workbench.data.msa import random_soft_mask
+
+    x = np.random.default_rng(0).standard_normal(4000).astype(np.float32)
+    # a one-cell grid is a constant gain drawn from U[0, 1]: the output is that multiple of x
+    y = random_soft_mask(x, np.random.default_rng(1), bands=1, frames=1)
+    gain = np.random.default_rng(1).random()
+    np.testing.assert_allclose(y[600:-600], gain * x[600:-600], atol=1e-4)
+    # two bands, one time cell: a gain ramping linearly from g0 at DC to g1 at Nyquist
+    g0, g1 = np.random.default_rng(2).random(2)
+    z = random_soft_mask(x, np.random.default_rng(2), bands=2, frames=1)
+    ratio = np.abs(np.fft.rfft(z[600:-600])) / (np.abs(np.fft.rfft(x[600:-600])) + 1e-9)
+    edge = len(ratio) // 20
+    assert np.median(ratio[1:edge]) == pytest.approx(g0 + (g1 - g0) * 0.025, abs=0.05)
+    assert np.median(ratio[-edge:]) == pytest.approx(g1 - (g1 - g0) * 0.025, abs=0.05)
+    assert z.shape == x.shape
+
+
+def test_homogeneous_batches_hold_one_source_in_even_proportions(tmp_path):
+    pool = stem_pool("fma_medium", _fma_fixture(tmp_path), splits=ALL_SPLITS)
+    batches = list(MSABatchSampler(pool, batch_size=4, steps=400, seed=3, stem_sampling="batch"))
+    kinds = [b[0][1] for b in batches]
+    assert all(len({s for _, s in b}) == 1 for b in batches)
+    counts = pd.Series(kinds).value_counts(normalize=True)
+    assert set(counts.index) == set(pool.stem_names)
+    for share in counts:  # one stem per batch, uniform over the 3 stems: 1/3 each, within 4 sd
+        assert share == pytest.approx(1 / 3, abs=4 * math.sqrt((1 / 3) * (2 / 3) / 400))
+    mixed = list(MSABatchSampler(pool, batch_size=4, steps=5, seed=3, stem_sampling="example"))
+    assert all(isinstance(r, int) for b in mixed for r in b)  # the dataset draws a stem per pair
+
+
+# --------------------------------------------------------------------------- the defects behind "stayed at chance"
+def _sines_and_noise(n=8000):
+    t = torch.arange(n) / SR
+    waves = [0.3 * torch.sin(2 * math.pi * f * t) for f in (110, 220, 440, 880)]
+    return torch.stack(waves + [0.3 * torch.randn(n, generator=torch.Generator().manual_seed(0))]).unsqueeze(1)
+
+
+def _cosines(z):
+    z = torch.nn.functional.normalize(z, dim=1)
+    return z @ z.T
+
+
+def test_untrained_encoder_tells_a_sine_from_noise_once_its_batchnorm_is_calibrated():
+    from workbench.models.cola import COLAEncoder
+
+    torch.manual_seed(0)
+    enc = COLAEncoder(n_mels=32, clip_samples=8000)
+    x = _sines_and_noise()
+    with torch.no_grad():
+        # the defect: BatchNorm running stats 0/1 at init vs tiny activations (depthwise convs,
+        # fan-out init): in eval mode every input gives the same embedding
+        assert _cosines(enc.eval()(x)).min() > 0.999
+        calibrated = C.calibrate_batchnorm(enc, [0.3 * torch.randn(8, 1, 8000), x])
+        cos = _cosines(calibrated(x))
+    assert not calibrated.training
+    assert cos[:4, 4].max() < 0.9  # every sine is far from the noise
+
+
+def test_default_head_starts_near_chance_loss_where_the_cola_head_starts_saturated():
+    """COLA's LayerNorm+tanh (512-d) with W ~ N(0, 0.05²) and T = 1 gives logits of std ~10 at
+    init: the first steps only shrink W. The default (unit projections, W = I, T = 0.1) starts
+    at about log B."""
+    torch.manual_seed(0)
+    b = 16
+    mix, stem = 0.3 * torch.randn(b, 4000), 0.3 * torch.randn(b, 4000)
+    kw = dict(encoder={"name": "cola", "n_mels": 32, "hop_s": 0.02, "out_dim": 512})
+
+    def first_loss(**over):
+        module = C.COLAModule(C.resolve_cola_config("smoke", **kw, **over).to_dict()).train()
+        a, p = module.embed_pairs({"mix": mix, "stem": stem})
+        return module.pair_loss(a, p).item(), module.similarity(a, p).std().item()
+
+    loss, spread = first_loss()
+    assert abs(loss - math.log(b)) < 1.0 and spread < 5
+    cola_loss, cola_spread = first_loss(head="cola", normalize=False, bilinear_init_std=0.05, temperature=1.0)
+    assert cola_spread > 3 and cola_loss > 2 * math.log(b)
+
+
+def test_random_init_checkpoint_is_read_by_load_encoder_and_separates_inputs(tmp_path, embedded):
+    from workbench.models import load_encoder
+
+    cfg = C.resolve_cola_config("smoke", pool_splits=ALL_SPLITS, runs_dir=str(tmp_path / "runs"))
+    path = C.random_init_checkpoint(cfg, tmp_path / "random.ckpt", calibration_batches=2)
+    enc, meta = load_encoder(str(path))
+    assert meta["clip_samples"] == C.SMOKE_CLIP_SAMPLES
+    with torch.no_grad():
+        cos = _cosines(enc(_sines_and_noise(C.SMOKE_CLIP_SAMPLES)))
+    assert cos[:4, 4].max() < 0.9
+
+
+def test_every_claim_condition_resolves_and_gives_a_finite_loss(embedded):
+    from pathlib import Path
+
+    from workbench.claims import registry
+
+    spec = yaml.safe_load((Path(__file__).parents[1] / "experiments" / "msa_claims.yaml").read_text())
+    assert registry.MSA_VARIANTS == spec["conditions"]  # the registry reads this file
+    for claim in spec["claims"].values():
+        assert set(claim["compare"]) <= set(spec["conditions"])
+    torch.manual_seed(0)
+    for name, overrides in spec["conditions"].items():
+        cfg = C.resolve_cola_config("smoke", pool_splits=ALL_SPLITS, steps=1, **overrides)
+        batch = next(iter(C.build_msa_dataloader(cfg)))
+        if cfg.pairs == "source" and cfg.stem_sampling == "batch":
+            assert len(set(batch["stem_index"].tolist())) == 1, name
+        if cfg.pairs != "source":
+            assert (batch["stem_index"] < 0).all(), name
+        if not cfg.time_shift:
+            assert torch.equal(batch["mix_offset"], batch["stem_offset"]), name
+        module = C.COLAModule(cfg.to_dict())
+        a, p = module.embed_pairs(batch)
+        assert torch.isfinite(module.pair_loss(a, p, batch["silent"])), name

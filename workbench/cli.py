@@ -5,6 +5,7 @@ Commands (each delegates to the ``main(argv)`` of the module that owns the conce
     data render    render the embedded benchmark        (workbench.data.render)
     data prepare   decode a data set into the fast cache (workbench.data.cache)
     data summary   per-task clip counts and durations    (workbench.data.summary)
+    data separate  write stems for the MSA pool          (workbench.data.separate)
     pretrain       contrastive pretraining               (workbench.train.pretrain)
     supervised     end-to-end supervised baseline        (workbench.train.supervised)
     cola           COLA with music source association    (workbench.train.cola)
@@ -30,6 +31,7 @@ COMMANDS = {
     ("data", "render"): "workbench.data.render",
     ("data", "prepare"): "workbench.data.cache",
     ("data", "summary"): "workbench.data.summary",
+    ("data", "separate"): "workbench.data.separate",
     ("pretrain",): "workbench.train.pretrain",
     ("supervised",): "workbench.train.supervised",
     ("cola",): "workbench.train.cola",

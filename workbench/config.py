@@ -30,7 +30,8 @@ from typing import Any
 
 import yaml
 
-from .data.msa import DEFAULT_MIN_SHIFT_S, DEFAULT_SILENCE_DB, DEFAULT_STEM_TRIES, STEM_SAMPLING
+from .data.msa import (DEFAULT_MASK_BANDS, DEFAULT_MASK_FRAMES, DEFAULT_MIN_SHIFT_S, DEFAULT_SILENCE_DB,
+                       DEFAULT_STEM_TRIES, PAIRS, SILENCE_MODES, STEM_SAMPLING)
 from .scales import (CLMR_CLIP_SAMPLES, COLA_CLIP_SAMPLES, COLA_LR_GAMMA, COLA_MAX_SHIFT_S, COLA_PAPER_LR,
                      COLA_SAMPLE_RATE, DEMO_CLIP_SAMPLES, DEMO_MIN_VIEW_DB, DEMO_SAMPLE_RATE, DEMO_STEPS,
                      PAPER_LR_BY_METHOD, PAPER_SAMPLE_RATE, SCALE_NAMES, SEMISUPCON_CLIP_SAMPLES,
@@ -60,8 +61,12 @@ class ConfigError(ValueError):
 LABELED_KINDS = ("multiclass", "multilabel")
 #: Heads between the COLA encoder output and the bilinear similarity (:func:`workbench.train.cola.projection_head`).
 HEADS = ("cola", "msa", "linear")
-#: COLA uses no temperature (the bilinear scores are used as logits).
+#: COLA uses no temperature (the bilinear scores are used as logits): the original COLA recipe is
+#: head="cola", normalize=False, bilinear_init_std=BILINEAR_INIT_STD, temperature=COLA_TEMPERATURE.
 COLA_TEMPERATURE = 1.0
+#: MSA default on L2-normalised projections with W = identity at init: NT-Xent's cosine scale
+#: (the poster gives no temperature; docs/method.md, departures).
+MSA_TEMPERATURE = 0.1
 #: COLA's bilinear weight initialiser: Keras ``random_normal`` (mean 0, std 0.05).
 BILINEAR_INIT_STD = 0.05
 #: Lightning precisions a run accepts (``auto``: see :func:`workbench.train.run.precision`).
@@ -510,6 +515,14 @@ def _stem_sampling() -> Sequence[str]:
     return STEM_SAMPLING
 
 
+def _pairs() -> Sequence[str]:
+    return PAIRS
+
+
+def _silence_modes() -> Sequence[str]:
+    return SILENCE_MODES
+
+
 @dataclass
 class COLAConfig(_Config):
     """Configuration of a COLA-MSA pretraining run (every field can be overridden)."""
@@ -522,25 +535,37 @@ class COLAConfig(_Config):
     pool_root: str | None = option(None, "data root of the pool (null: resolved per data set)")
     pool_splits: list = option(doc="splits of the pool to train on", factory=lambda: ["train"])
     stems: list | None = option(None, "restrict to these stem names (e.g. [drums]); null = all")
-    stem_sampling: str = option("example", "example: a stem per pair; batch: one stem per batch (paper)",
-                                choices=_stem_sampling)
+    pairs: str = option("source", "positive of a mix crop: source (MSA), mix (COLA: a second mix crop), mask "
+                                  "(COLA + random soft masking)", choices=_pairs)
+    stem_sampling: str = option("batch", "batch: one stem per batch (poster: intra-batch homogeneity); example: "
+                                         "a stem per pair", choices=_stem_sampling)
     sample_rate: int = option(COLA_SAMPLE_RATE, "audio sample rate (Hz)", low=1)
     clip_samples: int = option(COLA_CLIP_SAMPLES, "samples per crop", low=1)
     min_shift_s: float = option(DEFAULT_MIN_SHIFT_S, "least shift of the stem crop (s)")
     max_shift_s: float = option(COLA_MAX_SHIFT_S, "the stem crop starts within ± this of the mix crop (s)")
-    silence_db: float | None = option(DEFAULT_SILENCE_DB, "stem crops below this RMS (dBFS) are redrawn; null: "
-                                                          "keep silent crops",
+    time_shift: bool = option(True, "shift the positive crop against the mix crop (false: aligned, the ablation)")
+    silence_db: float | None = option(DEFAULT_SILENCE_DB, "stem crops below this RMS (dBFS) are silent; null: "
+                                                          "none is",
                                       why="a level in dBFS (e.g. -50) or None to accept silent stem crops")
-    stem_tries: int = option(DEFAULT_STEM_TRIES, "redraws of a silent stem crop", low=1)
+    silence: str = option("replace", "silent stem crops: replace (zeros, marked: poster), skip (redrawn: "
+                                     "non-silent only), keep", choices=_silence_modes)
+    stem_tries: int = option(DEFAULT_STEM_TRIES, "redraws of a silent stem crop (silence=skip)", low=1)
+    mask_bands: int = option(DEFAULT_MASK_BANDS, "random soft masks (pairs=mask): frequency bands of the grid",
+                             low=1)
+    mask_frames: int = option(DEFAULT_MASK_FRAMES, "random soft masks (pairs=mask): time cells of the grid", low=1)
     # model
     encoder: dict = option(doc="encoder: {name, **kwargs}", factory=lambda: {"name": "cola"})
-    head: str = option("cola", "head between encoder and similarity", choices=HEADS)
+    head: str = option("linear", "head between encoder and similarity (linear: the poster's linear "
+                                 "projection; cola: COLA's LayerNorm + tanh)", choices=HEADS)
     proj_dim: int | None = option(None, "similarity space size (null: the encoder's out_dim; 'cola' head: null)",
                                   low=1, why="None (the encoder's out_dim) or a positive integer")
-    bilinear_init_std: float | None = option(BILINEAR_INIT_STD, "W ~ N(0, std²) as in COLA; null: identity",
+    normalize: bool = option(True, "L2-normalise the projections before the bilinear similarity")
+    bilinear_init_std: float | None = option(None, "null: W = identity at init; COLA: W ~ N(0, 0.05²)",
                                              low=0.0, low_open=True,
                                              why="None (identity W) or a positive standard deviation")
-    temperature: float = option(COLA_TEMPERATURE, "temperature of the bilinear scores", low=0.0, low_open=True)
+    temperature: float = option(MSA_TEMPERATURE, "temperature of the bilinear scores (COLA: 1)", low=0.0,
+                                low_open=True)
+    centroid: bool = option(True, "silent positives enter the loss as their centroid (poster); false: each one")
     # augmentation (none in MSA: the pair itself is the view)
     augment: str | None = option(None, "an augment.PRESETS name applied to mix and stem crops, or null (MSA)",
                                  choices=_presets)
@@ -581,6 +606,8 @@ class COLAConfig(_Config):
                                         "proj_dim=None or head='msa' (Linear + LayerNorm + tanh)")
         if self.batch_size < 2:
             raise self._bad("batch_size", "in-batch negatives need at least 2 pairs per batch")
+        if self.pairs == "mix" and not self.time_shift:
+            raise self._bad("time_shift", "pairs='mix' without a shift makes the two crops identical")
         if self.min_shift_s < 0 or self.max_shift_s < self.min_shift_s:
             raise ConfigError(f"invalid min_shift_s={self.min_shift_s!r}, max_shift_s={self.max_shift_s!r}: "
                               "need 0 <= min_shift_s <= max_shift_s (seconds)")

@@ -21,6 +21,7 @@ signatures differ because the methods consume different inputs:
 * ``"semisupcon"``: ``semisupcon_loss(z, targets, temperature=0.1)``, which also trains the
   ``simclr`` and ``supcon`` methods (their ``target_matrix``, identical numbers)
 * ``"cola"``:       ``bilinear_contrastive_loss(anchor, positive, W, temperature=1.0)``
+* ``"msa"``:        ``msa_contrastive_loss(anchor, positive, W, silent, temperature, centroid=True)``
 
 The SimCLR and SupCon formulas written the papers' way are independent references, so they
 live with the tests that compare against them (``tests/reference_losses.py``, lightly style).
@@ -43,6 +44,8 @@ __all__ = [
     "semisupcon_loss",
     "semisupcon_loss_parts",
     "bilinear_contrastive_loss",
+    "msa_candidates",
+    "msa_contrastive_loss",
 ]
 
 #: SemiSupCon temperature (paper section 4.3).
@@ -305,8 +308,69 @@ def bilinear_contrastive_loss(
     return F.cross_entropy(logits.float() / temperature, targets)
 
 
-#: Method name -> loss callable (see the module docstring for the signatures).
+def msa_candidates(positive: torch.Tensor, silent: torch.Tensor | None = None,
+                   centroid: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """The candidate set ``S*`` of the MSA loss and each anchor's target index in it.
+
+    ``positive`` [B, D], ``silent`` [B] bool (None: nothing silent).  With ``centroid`` and
+    at least one silent row, ``S*`` is the non-silent positives (in batch order) followed by
+    the mean of the silent ones, and every anchor whose positive is silent targets that
+    centroid; otherwise ``S*`` is ``positive`` itself and anchor ``i`` targets row ``i``.
+    Returns ``(candidates [K, D], targets [B] long)``.
+    """
+    b = positive.shape[0]
+    idx = torch.arange(b, device=positive.device)
+    if silent is None or not centroid:
+        return positive, idx
+    silent = silent.to(device=positive.device, dtype=torch.bool).reshape(-1)
+    if silent.shape[0] != b:
+        raise ValueError(f"msa_candidates: silent has {silent.shape[0]} rows for {b} positives.")
+    if not bool(silent.any()):
+        return positive, idx
+    keep = ~silent
+    candidates = torch.cat([positive[keep], positive[silent].mean(dim=0, keepdim=True)])
+    targets = torch.cumsum(keep.long(), 0) - 1  # position among the kept rows
+    targets = torch.where(keep, targets, torch.full_like(targets, int(keep.sum())))
+    return candidates, targets
+
+
+def msa_contrastive_loss(
+    anchor: torch.Tensor,
+    positive: torch.Tensor,
+    W: torch.Tensor | Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    silent: torch.Tensor | None = None,
+    temperature: float = 1.0,
+    centroid: bool = True,
+) -> torch.Tensor:
+    """MSA loss (paper 004), averaged over the anchors ``S`` (the poster sums)::
+
+        L = -1/|S| sum_{y in S} log( exp(s(y, y^)/T) / sum_{z in S*} exp(s(y, z)/T) )
+
+    ``S*`` (:func:`msa_candidates`): the non-silent positives plus the centroid of the silent
+    ones; an anchor whose positive is silent has the centroid as ``y^``.  ``s(a, p) = a^T W p``
+    (``W`` a ``[D, D]`` matrix or a module mapping ``(anchor, candidates)`` to scores).
+    ``centroid=False`` or no silent row: exactly :func:`bilinear_contrastive_loss`.
+    """
+    if anchor.dim() != 2 or anchor.shape != positive.shape:
+        raise ValueError(
+            "msa_contrastive_loss: anchor and positive must both be [B, D]; got "
+            f"{tuple(anchor.shape)} and {tuple(positive.shape)}."
+        )
+    _check_temperature(temperature, "msa_contrastive_loss")
+    candidates, targets = msa_candidates(positive, silent, centroid)
+    if isinstance(W, torch.Tensor):
+        d = anchor.shape[1]
+        if tuple(W.shape) != (d, d):
+            raise ValueError(f"msa_contrastive_loss: W must be [{d}, {d}]; got {tuple(W.shape)}.")
+        logits = anchor @ W @ candidates.T
+    else:
+        logits = W(anchor, candidates)
+    return F.cross_entropy(logits.float() / temperature, targets)
+
+
+#: Loss name -> production loss callable (see the module docstring for the signatures).
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "semisupcon": semisupcon_loss,
     "cola": bilinear_contrastive_loss,
+    "msa": msa_contrastive_loss,
 }

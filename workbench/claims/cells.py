@@ -260,13 +260,15 @@ def _train(cell: Cell, config, runs_dir: Path, progress: bool) -> tuple[Path, st
 
 
 def run_cell(cell: Cell, scale: str, probe_seeds, *, device: str = "cpu", runs_root: str | Path = DEFAULT_RUNS_ROOT,
-             results_dir: Path | None = None, progress: bool = False) -> dict:
+             results_dir: Path | None = None, run_key: str | None = None, progress: bool = False) -> dict:
     """Train and evaluate one cell; returns its result payload (without hashes, which the
-    runner adds). Writes the latent map (if any) to ``results_dir/<cell>.map.csv``."""
+    runner adds). Writes the latent map (if any) to ``results_dir/<cell>.map.csv``.
+    run_key: the cell's config hash; training runs live in ``runs/claims/<scale>/<cell>/<key>/``
+    so that a run on other data (same config, another benchmark version) is never resumed."""
     from ..params import resolve_path
 
     t0, c0 = time.perf_counter(), _cpu_seconds()
-    runs_dir = resolve_path(runs_root) / scale / cell.id
+    runs_dir = resolve_path(runs_root) / scale / cell.id / (run_key or "run")
     runs_dir.mkdir(parents=True, exist_ok=True)
     runtime = {"runs_dir": str(runs_dir)}
     if cell.recipe.trainer != "supervised":

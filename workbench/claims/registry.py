@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .. import paper_numbers as PN
@@ -36,19 +37,26 @@ __all__ = ["MSA_VARIANTS", "MSA_SOURCES", "PLANS", "Recipe", "Condition", "Part"
 HEADLINE, MSA, ABLATION = "headline", "msa", "ablation"
 
 # --------------------------------------------------------------------------- MSA variants
-#: COLA/MSA variants as overrides of :func:`workbench.train.cola.resolve_cola_config`: the ONE
-#: place to adjust when the COLA config's field names change. A variant whose overrides the
-#: config rejects is reported as "not runnable yet" with the config's message.
-MSA_VARIANTS: dict[str, dict[str, Any]] = {
-    "msa": {},  # COLA + music source association, the config's defaults (the poster's recipe)
-    "cola": {"pairs": "mix"},  # COLA: two crops of the same mix
-    "random_mask": {"pairs": "mask"},  # random soft masks in place of stems
-    "msa_no_shift": {"time_shift": False},  # the stem crop aligned with the mix crop
-    "msa_bass": {"stems": ["bass"]},  # source-targeted models: one stem only
-    "msa_drums": {"stems": ["drums"]},
-    "msa_vocals": {"stems": ["melody"]},  # the embedded benchmark's lead voice stands in for vocals
-    "msa_accompaniment": {"stems": ["accompaniment"]},
-}
+#: COLA/MSA variants as overrides of :func:`workbench.train.cola.resolve_cola_config`, read from
+#: ``experiments/msa_claims.yaml`` (its ``conditions``): the ONE place to adjust them. A variant
+#: whose overrides the config rejects is reported as "not runnable yet" with the config's message.
+MSA_CLAIMS_FILE = Path(__file__).resolve().parents[2] / "experiments" / "msa_claims.yaml"
+
+
+def load_msa_variants(path: Path = MSA_CLAIMS_FILE) -> dict[str, dict[str, Any]]:
+    """``conditions`` of the MSA claims file: variant name -> COLA config overrides."""
+    import yaml
+
+    if not path.is_file():
+        raise FileNotFoundError(f"MSA claim conditions: {path} not found; it ships with the repository "
+                                "(experiments/msa_claims.yaml).")
+    conditions = (yaml.safe_load(path.read_text()) or {}).get("conditions")
+    if not isinstance(conditions, dict) or not all(isinstance(v, dict) for v in conditions.values()):
+        raise ValueError(f"{path}: 'conditions' must map each variant name to a dict of COLA config overrides.")
+    return {str(k): dict(v) for k, v in conditions.items()}
+
+
+MSA_VARIANTS: dict[str, dict[str, Any]] = load_msa_variants()
 #: Source-targeted variants in the poster's row order, with the poster's row names.
 MSA_SOURCES = (("msa_bass", "Bass"), ("msa_drums", "Drums"), ("msa_accompaniment", "Accomp."),
                ("msa_vocals", "Vocals"))

@@ -91,12 +91,28 @@ class _Results:
                 self.why[cell.id] = "not run yet"
             elif stored.get("spec_hash") != expected:
                 self.why[cell.id] = "stale (the experiment changed since it ran; rerun)"
+            elif _old_render(stored):
+                self.why[cell.id] = f"stale (rendered by an older embedded benchmark: {_old_render(stored)}; rerun)"
             else:
                 value = stored
                 if "synthetic" in stored:
                     self.synthetic.add(bool(stored["synthetic"]))
         self.by_id[cell.id] = value
         return value
+
+
+def _old_render(stored: dict) -> str | None:
+    """Which embedded-benchmark generator version a result used, if not the code's own (the
+    report cannot resolve data, but it knows the version the code renders)."""
+    try:
+        from ..data.embedded import GENERATOR_VERSION
+    except ImportError:  # pragma: no cover - an older layout
+        return None
+    for dataset, ident in (stored.get("data") or {}).items():
+        if isinstance(ident, dict) and ident.get("synthetic") and ident.get("generator_version") not in (
+                None, GENERATOR_VERSION):
+            return f"{dataset} v{ident['generator_version']}, now v{GENERATOR_VERSION}"
+    return None
 
 
 def _condition_values(res: _Results, cond: Condition, missing: list) -> tuple[str, list[float]]:

@@ -37,13 +37,16 @@ from .registry import CLAIM_IDS, Cell, Grid, build_grid
 __all__ = ["CellState", "Runner", "plan_states", "estimate_units", "main"]
 
 #: Cost model (docs/claims.md): a cell costs ``steps × rows / ROW_STEPS_PER_UNIT`` units for its
-#: training plus fixed units per evaluation; seconds per unit are measured from finished cells.
+#: training (a COLA row weighs ``COLA_ROW_WEIGHT`` SampleCNN rows: EfficientNet-B0 on log-mel) plus
+#: fixed units per evaluation; seconds per unit are measured from finished cells. Relative weights
+#: from the demo cells measured in docs/claims.md.
 ROW_STEPS_PER_UNIT = 1000
-PROBE_TASK_UNITS = 40.0
-ROBUSTNESS_SEVERITY_UNITS = 10.0
-LATENT_UNITS = 20.0
-#: Seconds per unit before any cell finished (measured: docs/claims.md).
-DEFAULT_SECONDS_PER_UNIT = 1.5
+COLA_ROW_WEIGHT = 8.0
+PROBE_TASK_UNITS = 10.0
+ROBUSTNESS_SEVERITY_UNITS = 2.0
+LATENT_UNITS = 6.0
+#: Wall seconds per unit on one worker before any cell finished (2-core CPU, docs/claims.md).
+DEFAULT_SECONDS_PER_UNIT = 3.0
 FAILURES_DIR = "failures"
 
 Executor = Callable[..., dict]
@@ -66,7 +69,7 @@ def estimate_units(cell: Cell, config) -> float:
     if cell.recipe.trainer == "pretrain":
         rows = config.steps * config.batch_size * config.n_views
     elif cell.recipe.trainer == "cola":
-        rows = config.steps * config.batch_size * 2
+        rows = config.steps * config.batch_size * 2 * COLA_ROW_WEIGHT
     else:
         rows = config.max_steps * config.batch_size
     units = rows / ROW_STEPS_PER_UNIT + PROBE_TASK_UNITS * len(cell.probe_tasks)
@@ -133,7 +136,7 @@ def _fmt_s(seconds: float) -> str:
 
 
 class Runner:
-    """Runs the cells of a grid. ``executor(cell, scale, probe_seeds, device=, results_dir=)``
+    """Runs the cells of a grid. ``executor(cell, scale, probe_seeds, device=, results_dir=, run_key=)``
     returns a cell's payload (default :func:`workbench.claims.cells.run_cell`); tests inject a
     fake one."""
 
@@ -182,7 +185,7 @@ class Runner:
                 t0 = time.perf_counter()
                 try:
                     payload = self.executor(st.cell, self.grid.scale, self.grid.plan["probe_seeds"],
-                                            device=self.device, results_dir=self.results)
+                                            device=self.device, results_dir=self.results, run_key=st.hash)
                 except Exception as err:  # noqa: BLE001 - one failing cell must not stop the grid
                     self._record_failure(st.cell, err)
                     summary["failed"].append((st.cell.id, f"{type(err).__name__}: {err}"))

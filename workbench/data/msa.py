@@ -14,15 +14,33 @@ usable length ``L = min(len(m), len(s))`` samples) and a crop of ``T`` samples::
     stem crop = s[t + delta : t + delta + T]
 
 The paper crops 1 s segments out of 4 s excerpts, so the shift is at most 3 s
-(:data:`DEFAULT_MAX_SHIFT_S`).  A stem crop whose RMS is below ``silence_db`` dBFS is
-rejected and another stem and offset are drawn (up to ``stem_tries`` times, then another
-piece): the paper replaces low-energy source segments by silence and handles them with a
-centroid in the loss; we skip them instead so every positive carries signal.
+(:data:`DEFAULT_MAX_SHIFT_S`); ``time_shift=False`` (the poster's "no time shift"
+ablation) aligns the two crops (``delta = 0``).
 
-Stem choice (``stem_sampling``): ``"example"`` draws a stem per pair (the brief's
-multi-source model); ``"batch"`` draws one stem per batch (the paper's intra-batch source
-homogeneity) through :class:`MSABatchSampler`, which then yields ``(row, stem)`` indices.
-``stems`` restricts the stems used (e.g. ``["drums"]`` for a source-targeted model).
+What the positive is (``pairs``, :data:`PAIRS`):
+
+* ``"source"`` (MSA): the stem crop above;
+* ``"mix"`` (COLA): a second crop of the mix itself, at ``t + delta``;
+* ``"mask"`` (COLA + random soft masking): the mix crop at ``t + delta`` filtered by a
+  random soft mask (:func:`random_soft_mask`): ``M`` is drawn uniform in [0, 1] on a coarse
+  grid of ``mask_bands`` equal-width frequency bands x ``mask_frames`` time cells, bilinearly
+  interpolated onto the STFT grid (512-point Hann window, hop 128) and applied as
+  ``istft(M * stft(x))``: a "source" with no musical meaning, as the poster's control.
+
+Silent stem crops (``silence``, :data:`SILENCE_MODES`; RMS below ``silence_db`` dBFS):
+
+* ``"replace"`` (the poster): the crop becomes digital silence (zeros) and the item is
+  marked ``silent``; the loss uses the centroid of the silent positives
+  (:func:`workbench.losses.msa_contrastive_loss`);
+* ``"skip"`` (our departure, kept as the "non-silent segments only" ablation): another
+  stem and offset are drawn (up to ``stem_tries`` times, then another piece), so every
+  positive carries signal;
+* ``"keep"``: no check, quiet crops are used as they are.
+
+Stem choice (``stem_sampling``): ``"example"`` draws a stem per pair; ``"batch"`` draws one
+stem per batch (the poster's intra-batch source homogeneity) through
+:class:`MSABatchSampler`, which then yields ``(row, stem)`` indices.  ``stems`` restricts
+the stems used (e.g. ``["drums"]`` for a source-targeted model).
 
     pool = stem_pool("fma_medium")
     ds = MSAPairDataset(pool, FileReader(16000), clip_samples=16000, max_shift=48000)
@@ -48,13 +66,15 @@ from ..distributed import get_rank
 from .views import ClipReader
 
 __all__ = ["DEFAULT_MAX_SHIFT_S", "DEFAULT_MIN_SHIFT_S", "DEFAULT_SILENCE_DB", "DEFAULT_STEM_TRIES",
-           "STEM_SAMPLING", "MSAPool", "MSAPairDataset", "MSABatchSampler", "stem_pool", "rms_db", "draw_offsets"]
+           "STEM_SAMPLING", "PAIRS", "SILENCE_MODES", "SOURCE_MIX", "SOURCE_MASK", "DEFAULT_MASK_BANDS",
+           "DEFAULT_MASK_FRAMES", "random_soft_mask", "MSAPool", "MSAPairDataset", "MSABatchSampler", "stem_pool",
+           "rms_db", "draw_offsets"]
 
 #: The paper crops 1 s segments from 4 s excerpts: the stem moves at most 3 s against the mix.
 DEFAULT_MAX_SHIFT_S = 3.0
 #: Smallest |shift|; 0 allows aligned pairs.
 DEFAULT_MIN_SHIFT_S = 0.0
-#: Stem crops quieter than this RMS level (dBFS) are treated as silent and redrawn.
+#: Stem crops quieter than this RMS level (dBFS) are silent (replaced, skipped or kept: ``silence``).
 DEFAULT_SILENCE_DB = -50.0
 #: Stem/offset draws per piece before moving to another piece.
 DEFAULT_STEM_TRIES = 8
@@ -62,6 +82,19 @@ DEFAULT_STEM_TRIES = 8
 MAX_ROW_RETRIES = 10
 #: ``"example"``: a stem per pair; ``"batch"``: one stem for the whole batch.
 STEM_SAMPLING = ("example", "batch")
+#: What the positive of a mix crop is: a stem (MSA), the mix (COLA), a randomly masked mix.
+PAIRS = ("source", "mix", "mask")
+#: Silent stem crops: replaced by zeros and marked (poster), redrawn (departure), or kept.
+SILENCE_MODES = ("replace", "skip", "keep")
+#: ``stem_index`` of a positive that is not a stem: the mix itself, a masked mix.
+SOURCE_MIX = -1
+SOURCE_MASK = -2
+#: Random soft masks: uniform values on this many frequency bands x time cells, interpolated.
+DEFAULT_MASK_BANDS = 8
+DEFAULT_MASK_FRAMES = 4
+#: STFT of the soft masking (16 kHz: 32 ms window, 8 ms hop).
+MASK_N_FFT = 512
+MASK_HOP = 128
 #: Floor added to the mean square before the log (dBFS of digital silence ≈ -200 dB).
 _POWER_FLOOR = 1e-20
 
@@ -70,6 +103,27 @@ def rms_db(x: np.ndarray) -> float:
     """RMS level of ``x`` in dB relative to full scale (a full-scale sine is -3 dB)."""
     x = np.asarray(x, dtype=np.float64)
     return float(10.0 * np.log10(np.mean(x * x) + _POWER_FLOOR)) if x.size else float(10.0 * np.log10(_POWER_FLOOR))
+
+
+def random_soft_mask(x: np.ndarray, rng: np.random.Generator, bands: int = DEFAULT_MASK_BANDS,
+                     frames: int = DEFAULT_MASK_FRAMES) -> np.ndarray:
+    """``x`` filtered by a random soft time-frequency mask (the "random soft masking" control).
+
+    ``M ~ U[0, 1]`` on a ``bands x frames`` grid (equal-width frequency bands, equal time
+    cells), bilinearly interpolated onto the STFT grid of ``x`` (:data:`MASK_N_FFT`-point Hann
+    window, hop :data:`MASK_HOP`), then ``istft(M * stft(x))`` at the length of ``x``.
+    """
+    if bands < 1 or frames < 1:
+        raise ValueError(f"random_soft_mask: bands and frames must be >= 1; got {bands}, {frames}.")
+    wave = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    n_fft = min(MASK_N_FFT, max(16, 1 << (int(wave.numel()).bit_length() - 1)))
+    hop = max(1, n_fft * MASK_HOP // MASK_N_FFT)
+    window = torch.hann_window(n_fft)
+    spec = torch.stft(wave, n_fft, hop_length=hop, window=window, return_complex=True)  # [F, N]
+    grid = torch.from_numpy(rng.random((1, 1, bands, frames)).astype(np.float32))
+    mask = torch.nn.functional.interpolate(grid, size=tuple(spec.shape), mode="bilinear", align_corners=True)[0, 0]
+    out = torch.istft(spec * mask, n_fft, hop_length=hop, window=window, length=wave.numel())
+    return out.numpy().astype(np.float32)
 
 
 # --------------------------------------------------------------------------- pool
@@ -164,28 +218,39 @@ def draw_offsets(rng: np.random.Generator, length: int, clip_samples: int, min_s
 class MSAPairDataset(Dataset):
     """Index (or ``(index, stem)``) → an MSA pair.
 
-    Items: ``{"mix": [T] float32, "stem": [T] float32, "sample_id": row, "stem_index":
-    index into pool.stem_names, "mix_offset": t, "stem_offset": t + delta}`` (offsets in
-    samples at the reader's rate).
+    Items: ``{"mix": [T] float32, "stem": [T] float32 (the positive), "sample_id": row,
+    "stem_index": index into pool.stem_names (:data:`SOURCE_MIX` / :data:`SOURCE_MASK` for the
+    COLA / random-mask positives), "silent": whether the positive was replaced by silence,
+    "mix_offset": t, "stem_offset": t + delta}`` (offsets in samples at the reader's rate).
 
     Args:
         pool: pieces with stems (:func:`stem_pool`).
         reader: reads windows (file or decoded cache) at the training sample rate.
         clip_samples: crop length T.
         min_shift / max_shift: ``|delta|`` range in samples.
-        silence_db: stem crops below this RMS (dBFS) are redrawn; None accepts any.
-        stem_tries: draws per piece before moving to another piece.
+        time_shift: False aligns mix and positive crops (``delta = 0``).
+        silence_db: RMS level (dBFS) below which a stem crop is silent; None: never.
+        silence: what a silent stem crop becomes (:data:`SILENCE_MODES`).
+        stem_tries: draws per piece before moving to another piece (``silence="skip"``).
+        pairs: what the positive is (:data:`PAIRS`).
+        mask_bands / mask_frames: grid of the random soft masks (``pairs="mask"``).
     """
 
     def __init__(self, pool: MSAPool, reader: ClipReader, *, clip_samples: int, min_shift: int = 0,
                  max_shift: int = 0, silence_db: float | None = DEFAULT_SILENCE_DB,
-                 stem_tries: int = DEFAULT_STEM_TRIES):
+                 stem_tries: int = DEFAULT_STEM_TRIES, silence: str = "skip", pairs: str = "source",
+                 time_shift: bool = True, mask_bands: int = DEFAULT_MASK_BANDS,
+                 mask_frames: int = DEFAULT_MASK_FRAMES):
         if clip_samples < 1:
             raise ValueError(f"MSAPairDataset: clip_samples must be >= 1; got {clip_samples}.")
         if min_shift < 0 or max_shift < min_shift:
             raise ValueError(f"MSAPairDataset: need 0 <= min_shift <= max_shift; got {min_shift}, {max_shift}.")
         if stem_tries < 1:
             raise ValueError(f"MSAPairDataset: stem_tries must be >= 1; got {stem_tries}.")
+        if silence not in SILENCE_MODES:
+            raise ValueError(f"MSAPairDataset: silence must be one of {SILENCE_MODES}; got {silence!r}.")
+        if pairs not in PAIRS:
+            raise ValueError(f"MSAPairDataset: pairs must be one of {PAIRS}; got {pairs!r}.")
         self.pool = pool
         self.reader = reader
         self.sample_rate = int(reader.sample_rate)
@@ -193,7 +258,11 @@ class MSAPairDataset(Dataset):
         self.stems = pool.frame["stems"].tolist()
         self.stem_index = {s: i for i, s in enumerate(pool.stem_names)}
         self.clip_samples, self.min_shift, self.max_shift = int(clip_samples), int(min_shift), int(max_shift)
+        if not time_shift:
+            self.min_shift = self.max_shift = 0
         self.silence_db, self.stem_tries = silence_db, int(stem_tries)
+        self.silence, self.pairs = silence, pairs
+        self.mask_bands, self.mask_frames = int(mask_bands), int(mask_frames)
         self._lengths: dict[str, int] = {}
         self._rows_with: dict[str, np.ndarray] = {}
         self.failures: dict[str, str] = {}
@@ -226,24 +295,46 @@ class MSAPairDataset(Dataset):
     def _read(self, path: str, offset: int) -> np.ndarray:
         return self.reader.read(path, self.clip_samples, offset=offset / self.sample_rate, pad=True)
 
+    @staticmethod
+    def _item(mix: np.ndarray, positive: np.ndarray, row: int, index: int, silent: bool, t: int,
+              delta: int) -> dict:
+        return {"mix": torch.from_numpy(np.ascontiguousarray(mix, dtype=np.float32)),
+                "stem": torch.from_numpy(np.ascontiguousarray(positive, dtype=np.float32)),
+                "sample_id": row, "stem_index": index, "silent": bool(silent),
+                "mix_offset": t, "stem_offset": t + delta}
+
+    def _mix_pair(self, row: int, rng: np.random.Generator) -> dict:
+        """COLA positives: the mix at ``t + delta``, optionally randomly soft-masked."""
+        path = self.paths[row]
+        t, delta = draw_offsets(rng, self.length(path), self.clip_samples, self.min_shift, self.max_shift)
+        second = self._read(path, t + delta)
+        if self.pairs == "mask":
+            second = random_soft_mask(second, rng, self.mask_bands, self.mask_frames)
+        return self._item(self._read(path, t), second, row, SOURCE_MIX if self.pairs == "mix" else SOURCE_MASK,
+                          False, t, delta)
+
     def _try_row(self, row: int, rng: np.random.Generator, stem: str | None) -> dict | None:
-        """Up to ``stem_tries`` draws on one piece; None if every stem crop was silent."""
+        """Up to ``stem_tries`` draws on one piece; None if every stem crop was silent (``skip``)."""
+        if self.pairs != "source":
+            return self._mix_pair(row, rng)
         stems = self.stems[row]
         names = sorted(stems) if stem is None else [stem]
         if stem is not None and stem not in stems:
             raise KeyError(f"piece {self.pool.frame['id'][row]} has no stem {stem!r}; it has {sorted(stems)}.")
         mix_path = self.paths[row]
-        for _ in range(self.stem_tries):
+        tries = self.stem_tries if self.silence == "skip" else 1
+        for _ in range(tries):
             name = names[int(rng.integers(len(names)))]
             length = min(self.length(mix_path), self.length(stems[name]))
             t, delta = draw_offsets(rng, length, self.clip_samples, self.min_shift, self.max_shift)
             stem_audio = self._read(stems[name], t + delta)
-            if self.silence_db is not None and rms_db(stem_audio) < self.silence_db:
+            quiet = (self.silence != "keep" and self.silence_db is not None
+                     and rms_db(stem_audio) < self.silence_db)
+            if quiet and self.silence == "skip":
                 continue
-            return {"mix": torch.from_numpy(np.ascontiguousarray(self._read(mix_path, t), dtype=np.float32)),
-                    "stem": torch.from_numpy(np.ascontiguousarray(stem_audio, dtype=np.float32)),
-                    "sample_id": row, "stem_index": self.stem_index[name],
-                    "mix_offset": t, "stem_offset": t + delta}
+            if quiet:  # the poster: a low-energy source segment is replaced by silence
+                stem_audio = np.zeros_like(stem_audio)
+            return self._item(self._read(mix_path, t), stem_audio, row, self.stem_index[name], quiet, t, delta)
         return None
 
     def _other_row(self, rng: np.random.Generator, stem: str | None) -> int:

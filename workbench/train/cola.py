@@ -25,6 +25,7 @@ at 5 000 of 10 000 steps.  The poster gives no temperature: we keep COLA's (1).
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -39,7 +40,7 @@ from ..config import (BILINEAR_INIT_STD, COLA_SCALES, COLA_TEMPERATURE, HEADS, C
 from ..data.msa import MSABatchSampler, MSAPairDataset, MSAPool, stem_pool
 from ..data.views import CachedReader, FileReader
 from ..distributed import gather
-from ..losses import bilinear_contrastive_loss
+from ..losses import bilinear_contrastive_loss, msa_candidates, msa_contrastive_loss
 from ..models import build_encoder
 from ..models.cola import BilinearSimilarity
 # scale constants live in workbench.scales; these names stay importable from here
@@ -52,7 +53,11 @@ from ..scales import COLA_SMOKE_CLIP_SAMPLES as SMOKE_CLIP_SAMPLES, COLA_SMOKE_E
 from .run import Method, NonFiniteLossError, fit
 
 __all__ = ["COLAConfig", "COLA_SCALES", "HEADS", "COLAModule", "NonFiniteLossError", "build_msa_dataloader",
-           "load_cola_config", "projection_head", "resolve_cola_config", "train_cola", "main", "METHOD"]
+           "calibrate_batchnorm", "load_cola_config", "projection_head", "random_init_checkpoint",
+           "resolve_cola_config", "train_cola", "main", "METHOD"]
+
+#: Batches run (no gradient) to set BatchNorm statistics of a random-init reference checkpoint.
+CALIBRATION_BATCHES = 16
 
 def projection_head(kind: str, in_dim: int, out_dim: int | None = None) -> nn.Module:
     """The head ``kind`` (:data:`HEADS`) from the encoder output to the similarity space.
@@ -96,12 +101,21 @@ class COLAModule(L.LightningModule):
                         if self.cfg.augment else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Waveforms ``[B, 1, T]`` → projected embeddings ``[B, proj_dim]``."""
-        return self.head(self.encoder(x))
+        """Waveforms ``[B, 1, T]`` → projected embeddings ``[B, proj_dim]`` (L2-normalised if ``normalize``)."""
+        z = self.head(self.encoder(x))
+        return nn.functional.normalize(z, dim=1) if self.cfg.normalize else z
 
-    def pair_loss(self, anchor: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy over ``S_ij = a_i W p_j / τ`` with the positives on the diagonal."""
-        return bilinear_contrastive_loss(anchor, positive, self.similarity, temperature=self.cfg.temperature)
+    def pair_loss(self, anchor: torch.Tensor, positive: torch.Tensor,
+                  silent: torch.Tensor | None = None) -> torch.Tensor:
+        """The MSA loss over ``S_ij = a_i W z_j / τ``, ``z`` in ``S*`` (silent positives as their centroid).
+
+        Nothing silent (or ``silent`` None): cross-entropy with the positives on the diagonal
+        (:func:`workbench.losses.bilinear_contrastive_loss`).
+        """
+        if silent is None or not bool(silent.any()):
+            return bilinear_contrastive_loss(anchor, positive, self.similarity, temperature=self.cfg.temperature)
+        return msa_contrastive_loss(anchor, positive, self.similarity, silent, temperature=self.cfg.temperature,
+                                    centroid=self.cfg.centroid)
 
     def embed_pairs(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Projected mix (anchor) and stem (positive) embeddings of a batch, one encoder pass."""
@@ -117,14 +131,20 @@ class COLAModule(L.LightningModule):
     def training_step(self, batch: dict, batch_idx: int):
         anchor, positive = self.embed_pairs(batch)
         anchor_all, positive_all = gather(anchor), gather(positive)
-        loss = self.pair_loss(anchor_all, positive_all)
+        silent = batch.get("silent")
+        silent_all = gather(silent.to(anchor.device)).bool() if silent is not None else None
+        loss = self.pair_loss(anchor_all, positive_all, silent_all)
         n = anchor_all.shape[0]
         self.log("loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=n)
         if self.global_step % self.cfg.log_every == 0:
             with torch.no_grad():
-                logits = self.similarity(anchor_all.detach(), positive_all.detach())
-                hits = (logits.argmax(1) == torch.arange(n, device=logits.device)).float().mean()
-            self.log_dict({"pair_accuracy": hits, "chance_accuracy": torch.tensor(1.0 / n),
+                cands, targets = msa_candidates(positive_all.detach(), silent_all,
+                                                self.cfg.centroid and silent_all is not None)
+                logits = self.similarity(anchor_all.detach(), cands)
+                hits = (logits.argmax(1) == targets).float().mean()
+                frac = silent_all.float().mean() if silent_all is not None else torch.tensor(0.0)
+            self.log_dict({"pair_accuracy": hits, "chance_accuracy": torch.tensor(1.0 / cands.shape[0]),
+                           "silent_fraction": frac,
                            "lr": torch.tensor(self.trainer.optimizers[0].param_groups[0]["lr"])},
                           on_step=True, on_epoch=False, batch_size=n)
         return loss
@@ -165,9 +185,13 @@ def build_msa_dataloader(config: COLAConfig, pool: MSAPool | None = None, splits
     dataset = MSAPairDataset(pool, _reader(config), clip_samples=config.clip_samples,
                              min_shift=int(round(config.min_shift_s * sr)),
                              max_shift=int(round(config.max_shift_s * sr)),
-                             silence_db=config.silence_db, stem_tries=config.stem_tries)
+                             silence_db=config.silence_db, stem_tries=config.stem_tries, silence=config.silence,
+                             pairs=config.pairs, time_shift=config.time_shift, mask_bands=config.mask_bands,
+                             mask_frames=config.mask_frames)
+    # only stem positives have a source kind to hold constant within a batch
+    stem_sampling = config.stem_sampling if config.pairs == "source" else "example"
     sampler = MSABatchSampler(pool, config.batch_size, config.steps, seed=config.seed,
-                              stem_sampling=config.stem_sampling, start_step=start_step)
+                              stem_sampling=stem_sampling, start_step=start_step)
     return DataLoader(dataset, batch_sampler=sampler, num_workers=config.num_workers,
                       persistent_workers=config.num_workers > 0, pin_memory=torch.cuda.is_available(),
                       multiprocessing_context="spawn" if config.num_workers > 0 else None)
@@ -201,6 +225,52 @@ def train_cola(config: COLAConfig | None = None, *, resume: str | Path | None = 
         raise ValueError("train_cola() needs a config or resume=RUN_DIR")
     return fit(METHOD, config, resume=resume, overrides=overrides, progress=progress,
                hint="raise temperature, ")
+
+
+def calibrate_batchnorm(module: nn.Module, batches) -> nn.Module:
+    """Set every BatchNorm's running statistics to the cumulative average over ``batches``.
+
+    ``batches`` yields waveform tensors ``[B, 1, T]`` (or MSA batches: their mix and stem
+    crops are used).  No gradient, no parameter changes; ``module`` is left in eval mode.
+    """
+    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average
+    module.train()
+    with torch.no_grad():
+        for batch in batches:
+            x = torch.cat([batch["mix"], batch["stem"]]).unsqueeze(1) if isinstance(batch, dict) else batch
+            module(x)
+    for m, momentum in zip(bns, momenta):
+        m.momentum = momentum
+    return module.eval()
+
+
+def random_init_checkpoint(config: COLAConfig, path: str | Path,
+                           calibration_batches: int = CALIBRATION_BATCHES) -> Path:
+    """A checkpoint of the untrained model of ``config`` (the random-init reference of the probes).
+
+    EfficientNet-B0 at init has BatchNorm running statistics of 0 / 1 while its activations
+    are far smaller (depthwise convolutions with Kaiming fan-out init), so in eval mode an
+    untrained encoder maps every input to the same vector.  The statistics are therefore
+    set, without any gradient step, from ``calibration_batches`` MSA batches
+    (:func:`calibrate_batchnorm`), the data a trained model sees.  The file follows the
+    training checkpoint layout (``hyper_parameters.config``, ``state_dict`` with
+    ``encoder.``), so :func:`workbench.models.load_encoder` and
+    :func:`workbench.probe.probe_task` read it.
+    """
+    config.validate()
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    module = COLAModule(config.to_dict())
+    calib = dataclasses.replace(config, steps=int(calibration_batches), num_workers=0)
+    calibrate_batchnorm(module, build_msa_dataloader(calib))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": {"config": config.to_dict()},
+                "global_step": 0, "calibration_batches": int(calibration_batches)}, path)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
