@@ -291,20 +291,31 @@ def bilinear_contrastive_loss(
     positive)`` to the ``[B, B]`` similarity matrix (e.g. ``models.cola.BilinearSimilarity``).
     ``temperature`` divides the similarities (1 in COLA; the MSA variant tunes it).
     """
+    _check_pairs(anchor, positive, temperature, "bilinear_contrastive_loss")
+    targets = torch.arange(anchor.shape[0], device=anchor.device)
+    return _bilinear_cross_entropy(anchor, positive, targets, W, temperature, "bilinear_contrastive_loss")
+
+
+def _check_pairs(anchor: torch.Tensor, positive: torch.Tensor, temperature: float, name: str) -> None:
     if anchor.dim() != 2 or anchor.shape != positive.shape:
         raise ValueError(
-            "bilinear_contrastive_loss: anchor and positive must both be [B, D]; got "
+            f"{name}: anchor and positive must both be [B, D]; got "
             f"{tuple(anchor.shape)} and {tuple(positive.shape)}."
         )
-    _check_temperature(temperature, "bilinear_contrastive_loss")
+    _check_temperature(temperature, name)
+
+
+def _bilinear_cross_entropy(anchor: torch.Tensor, candidates: torch.Tensor, targets: torch.Tensor,
+                            W: torch.Tensor | Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                            temperature: float, name: str) -> torch.Tensor:
+    """Cross-entropy of each anchor's ``a_i^T W c_j / temperature`` row against its target index."""
     if isinstance(W, torch.Tensor):
         d = anchor.shape[1]
         if tuple(W.shape) != (d, d):
-            raise ValueError(f"bilinear_contrastive_loss: W must be [{d}, {d}]; got {tuple(W.shape)}.")
-        logits = anchor @ W @ positive.T
+            raise ValueError(f"{name}: W must be [{d}, {d}]; got {tuple(W.shape)}.")
+        logits = anchor @ W @ candidates.T
     else:
-        logits = W(anchor, positive)
-    targets = torch.arange(anchor.shape[0], device=anchor.device)
+        logits = W(anchor, candidates)
     return F.cross_entropy(logits.float() / temperature, targets)
 
 
@@ -351,21 +362,9 @@ def msa_contrastive_loss(
     (``W`` a ``[D, D]`` matrix or a module mapping ``(anchor, candidates)`` to scores).
     ``centroid=False`` or no silent row: exactly :func:`bilinear_contrastive_loss`.
     """
-    if anchor.dim() != 2 or anchor.shape != positive.shape:
-        raise ValueError(
-            "msa_contrastive_loss: anchor and positive must both be [B, D]; got "
-            f"{tuple(anchor.shape)} and {tuple(positive.shape)}."
-        )
-    _check_temperature(temperature, "msa_contrastive_loss")
+    _check_pairs(anchor, positive, temperature, "msa_contrastive_loss")
     candidates, targets = msa_candidates(positive, silent, centroid)
-    if isinstance(W, torch.Tensor):
-        d = anchor.shape[1]
-        if tuple(W.shape) != (d, d):
-            raise ValueError(f"msa_contrastive_loss: W must be [{d}, {d}]; got {tuple(W.shape)}.")
-        logits = anchor @ W @ candidates.T
-    else:
-        logits = W(anchor, candidates)
-    return F.cross_entropy(logits.float() / temperature, targets)
+    return _bilinear_cross_entropy(anchor, candidates, targets, W, temperature, "msa_contrastive_loss")
 
 
 #: Loss name -> production loss callable (see the module docstring for the signatures).
