@@ -1,4 +1,4 @@
-"""Shared steps of the loader tests (``tests/test_loaders_*.py``): build a manifest and keep
+"""Shared steps of the loader tests (``tests/data/loaders/test_loaders_*.py``): build a manifest and keep
 its warnings, and check that a loader builds the same manifest twice."""
 
 from __future__ import annotations
