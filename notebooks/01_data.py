@@ -32,7 +32,7 @@ from IPython.display import Image, display
 
 from workbench import data, listen
 from workbench.data.summary import summarize
-from workbench.experiments import write_result
+from workbench.notebook_steps import write_result
 from workbench.params import validate
 
 args = validate(scale=scale, data_tasks=data_tasks, data_root=data_root, examples=examples, seed=seed,

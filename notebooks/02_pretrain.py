@@ -41,7 +41,7 @@ out_dir = "runs/notebooks/02_pretrain"  # result.json (run directory, final loss
 
 # %%
 from workbench import figures, latent
-from workbench.experiments import pretrain_config, pretrain_summary, write_result
+from workbench.notebook_steps import pretrain_config, pretrain_summary, write_result
 from workbench.params import validate
 
 args = validate(scale=scale, method=method, support=support, unlabeled=unlabeled, p=p, b_s=b_s, n_views=n_views,

@@ -33,7 +33,7 @@ out_dir = "runs/notebooks/03_probe"  # results.json / results.csv / result.json 
 from pathlib import Path
 
 from workbench import figures
-from workbench.experiments import latest_checkpoint, probe_checkpoint, write_result
+from workbench.notebook_steps import latest_checkpoint, probe_checkpoint, write_result
 from workbench.params import ParameterError, validate
 from workbench.results import results_table, write_results
 

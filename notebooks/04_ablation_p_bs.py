@@ -35,7 +35,7 @@ runs_dir = "runs/pretrain/04_ablation_p_bs"  # pretraining run directories
 out_dir = "runs/notebooks/04_ablation_p_bs"  # result.json goes here
 
 # %%
-from workbench.experiments import pretrain_config, pretrain_probe_write
+from workbench.notebook_steps import pretrain_config, pretrain_probe_write
 from workbench.params import validate
 from workbench.results import results_table
 

@@ -35,7 +35,7 @@ out_dir = "runs/notebooks/05_ablation_views"  # result.json goes here
 
 # %%
 from workbench.config import SCALES
-from workbench.experiments import pretrain_config, pretrain_probe_write
+from workbench.notebook_steps import pretrain_config, pretrain_probe_write
 from workbench.params import ParameterError, validate
 from workbench.results import results_table
 

@@ -36,7 +36,7 @@ out_dir = "runs/notebooks/06_multilabel_criterion"  # result.json goes here
 
 # %%
 from workbench import data
-from workbench.experiments import pretrain_config, pretrain_probe_write
+from workbench.notebook_steps import pretrain_config, pretrain_probe_write
 from workbench.params import ParameterError, validate
 from workbench.results import results_table
 

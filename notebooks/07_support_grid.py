@@ -33,7 +33,7 @@ runs_dir = "runs/pretrain/07_support_grid"  # pretraining run directories
 out_dir = "runs/notebooks/07_support_grid"  # result.json goes here
 
 # %%
-from workbench.experiments import pretrain_config, pretrain_probe_write
+from workbench.notebook_steps import pretrain_config, pretrain_probe_write
 from workbench.params import validate
 from workbench.results import results_table
 

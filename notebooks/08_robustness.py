@@ -43,7 +43,7 @@ out_dir = "runs/notebooks/08_robustness"  # robustness.csv, result.json go here
 # %%
 import torch
 
-from workbench.experiments import pretrain_config, pretrain_settings, pretrain_summary, probe_settings, write_result
+from workbench.notebook_steps import pretrain_config, pretrain_settings, pretrain_summary, probe_settings, write_result
 from workbench.params import validate
 from workbench.robustness import evaluate_robustness, summarize
 

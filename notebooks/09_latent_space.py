@@ -48,7 +48,7 @@ from pathlib import Path
 from IPython.display import display
 
 from workbench import figures, latent
-from workbench.experiments import latest_checkpoint, probe_settings, write_result
+from workbench.notebook_steps import latest_checkpoint, probe_settings, write_result
 from workbench.params import ParameterError, validate
 
 args = validate(scale=scale, checkpoints=checkpoints, models=models, task=task, data_root=data_root, split=split,

@@ -2,11 +2,6 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
-#     text_representation:
-#       extension: .py
-#       format_name: percent
-#       format_version: '1.3'
-#       jupytext_version: 1.18.1
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -44,7 +39,8 @@ out_dir = "runs/notebooks/10_figures"  # result.json goes here
 import pandas as pd
 from IPython.display import Image, Markdown, display
 
-from workbench.experiments import regenerate_figures, write_result
+from workbench.experiments import regenerate_figures
+from workbench.notebook_steps import write_result
 from workbench.paper_numbers import SOURCE, paper_table
 from workbench.params import validate
 

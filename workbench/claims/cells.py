@@ -7,7 +7,7 @@ from its last checkpoint, a finished one with the same configuration is reused) 
 runs the evaluations its claims need:
 
 - probes (:func:`workbench.probe.probe_task`, the scale's probe budget of
-  :func:`workbench.experiments.probe_settings`) → per task, per metric, one value per probe
+  :func:`workbench.probe.probe_settings`) → per task, per metric, one value per probe
   seed and their mean (the cell's value for its pretraining seed);
 - robustness (:func:`workbench.robustness.evaluate_robustness`; the end-to-end model is
   scored with its own classifier head on the corrupted test set, as in the paper);
@@ -120,7 +120,7 @@ def canonical_key(recipe: Recipe, scale: str) -> str:
 
 
 def probe_budget(scale: str, probe_seeds) -> dict:
-    from ..experiments import probe_settings
+    from ..probe import probe_settings
 
     extract_kwargs, probe_kwargs = probe_settings(scale)
     return {"extract": extract_kwargs, "probe": probe_kwargs, "seeds": list(probe_seeds)}
@@ -305,7 +305,7 @@ def _train_summary(cell: Cell, run_dir: Path, how: str) -> dict:
     if "loss" in final:
         out["final_loss"] = float(final["loss"])
     if cell.recipe.trainer == "pretrain":
-        from ..experiments import mean_positive_fraction
+        from ..notebook_steps import mean_positive_fraction
 
         out["positive_fraction"] = mean_positive_fraction(run_dir)
     if cell.recipe.trainer == "supervised":

@@ -38,9 +38,9 @@ HEADLINE, MSA, ABLATION = "headline", "msa", "ablation"
 
 # --------------------------------------------------------------------------- MSA variants
 #: COLA/MSA variants as overrides of :func:`workbench.train.cola.resolve_cola_config`, read from
-#: ``experiments/msa_claims.yaml`` (its ``conditions``): the ONE place to adjust them. A variant
+#: ``workbench/claims/msa_claims.yaml`` (its ``conditions``): the ONE place to adjust them. A variant
 #: whose overrides the config rejects is reported as "not runnable yet" with the config's message.
-MSA_CLAIMS_FILE = Path(__file__).resolve().parents[2] / "experiments" / "msa_claims.yaml"
+MSA_CLAIMS_FILE = Path(__file__).resolve().parent / "msa_claims.yaml"
 
 
 def load_msa_variants(path: Path = MSA_CLAIMS_FILE) -> dict[str, dict[str, Any]]:
@@ -49,7 +49,7 @@ def load_msa_variants(path: Path = MSA_CLAIMS_FILE) -> dict[str, dict[str, Any]]
 
     if not path.is_file():
         raise FileNotFoundError(f"MSA claim conditions: {path} not found; it ships with the repository "
-                                "(experiments/msa_claims.yaml).")
+                                "(workbench/claims/msa_claims.yaml).")
     conditions = (yaml.safe_load(path.read_text()) or {}).get("conditions")
     if not isinstance(conditions, dict) or not all(isinstance(v, dict) for v in conditions.values()):
         raise ValueError(f"{path}: 'conditions' must map each variant name to a dict of COLA config overrides.")
