@@ -220,14 +220,137 @@ def test_cli_dry_run_lists_cells_and_refuses_bad_input(tmp_path, capsys):
 
 
 def test_the_report_ignores_results_of_an_older_benchmark(tmp_path):
-    from workbench.data.embedded import GENERATOR_VERSION
+    from workbench.data.embedded import DATASET_VERSIONS
 
     grid = _grid()
     cells = list(grid.cells.values())
-    old = lambda tasks: {"mtat": {"synthetic": True, "generator_version": "0-old"}}  # noqa: E731
+    old = lambda tasks: {"mtat": {"synthetic": True, "dataset_version": "0-old"}}  # noqa: E731
     Runner(grid, tmp_path, executor=FakeExecutor(), identity=old, log=lambda s: None).run(cells)
     payload, missing = report.build_report("smoke", tmp_path, grid)
     assert payload["claims"][0]["verdict"] == "pending"
-    assert any(f"now v{GENERATOR_VERSION}" in m for m in missing["T3-tags"])
-    Runner(grid, tmp_path, executor=FakeExecutor(), identity=_identity(GENERATOR_VERSION), log=lambda s: None).run(cells)
+    assert any(f"mtat v0-old, now v{DATASET_VERSIONS['mtat']}" in m for m in missing["T3-tags"])
+    now = lambda tasks: {"mtat": {"synthetic": True, "dataset_version": DATASET_VERSIONS["mtat"]}}  # noqa: E731
+    Runner(grid, tmp_path, executor=FakeExecutor(), identity=now, log=lambda s: None).run(cells)
     assert report.build_report("smoke", tmp_path, grid)[0]["claims"][0]["verdict"] == "holds"
+
+
+# --------------------------------------------------------------------------- per-data-set versions
+NSYNTH_ACC = ("metric", "nsynth_pitch", "accuracy")
+
+
+def _two_data_grid(seeds=(0, 1)):
+    """T3-tags (SSL and SemiSupCon cells: they read mtat and the fma_medium pool) and a claim
+    whose end-to-end cells read nsynth only."""
+    from workbench.claims.registry import supervised
+
+    sup = supervised("nsynth_pitch")
+    pitch = Claim("T4-sup", "Table 4", "end-to-end pitch", {}, "table4", HEADLINE,
+                  [Part("nsynth_pitch accuracy", "greater", (Condition("a", (sup,), NSYNTH_ACC, seeds),
+                                                             Condition("b", (sup,), NSYNTH_ACC, seeds)))])
+    tags = _grid(seeds).claims[0]
+    return build_grid("smoke", claims=[tags, pitch], plan={**PLANS["smoke"], "headline_seeds": seeds})
+
+
+def _any_executor(cell, scale, probe_seeds, **_):
+    if cell.recipe.trainer == "supervised":
+        return {"metrics": {"nsynth_pitch": {"accuracy": 0.5}}, "wall_s": 1.0, "synthetic": True}
+    return FakeExecutor()(cell, scale, probe_seeds)
+
+
+def _fake_tree(monkeypatch, tmp_path, versions: dict | None, generator_version: str) -> None:
+    """An embedded tree whose SYNTHETIC.json says ``versions`` (None: a tree rendered before
+    per-data-set versions); the claims' data identity is read from it for real."""
+    from workbench.data import roots
+
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("WORKBENCH_EMBEDDED_SCALE", "tiny")
+    monkeypatch.delenv("WORKBENCH_DATA", raising=False)
+    monkeypatch.setattr(C, "_IDENTITY_CACHE", {})
+    tree = roots.embedded_path("tiny", 0)
+    tree.mkdir(parents=True, exist_ok=True)
+    meta = {"generator_version": generator_version, "scale": "tiny", "seed": 0}
+    if versions is not None:
+        meta["dataset_versions"] = versions
+    (tree / "SYNTHETIC.json").write_text(json.dumps(meta))
+
+
+def _bump(monkeypatch, tmp_path, dataset: str, version: str) -> None:
+    """What a change to one stand-in does: its VERSION (and so the code's table) and its render."""
+    from workbench.data import embedded
+
+    monkeypatch.setitem(embedded.DATASET_VERSIONS, dataset, version)
+    _fake_tree(monkeypatch, tmp_path, dict(embedded.DATASET_VERSIONS), version)
+
+
+def test_bumping_one_data_set_invalidates_only_the_cells_reading_it(tmp_path, monkeypatch):
+    from workbench.claims.runner import plan_states
+    from workbench.data.embedded import DATASET_VERSIONS
+
+    grid = _two_data_grid()
+    cells = list(grid.cells.values())
+    reads = {c.id: set(C.data_identity(C.datasets_of(c, C.resolve(c.recipe, "smoke", c.seed)))) for c in cells}
+    nsynth_cells = sorted(c for c, ds in reads.items() if "nsynth" in ds)
+    mtat_cells = sorted(c for c, ds in reads.items() if "mtat" in ds)
+    assert nsynth_cells and mtat_cells and not set(nsynth_cells) & set(mtat_cells)
+    assert all(reads[c] == {"mtat", "fma_medium"} for c in mtat_cells)
+
+    results = tmp_path / "results"
+    _fake_tree(monkeypatch, tmp_path, dict(DATASET_VERSIONS), "5")
+    assert Runner(grid, results, executor=_any_executor, log=lambda s: None).run(cells)["ran"] == [c.id for c in cells]
+    stored = json.loads((results / f"{nsynth_cells[0]}.json").read_text())
+    assert stored["data"] == {"nsynth": {"synthetic": True, "dataset_version": DATASET_VERSIONS["nsynth"],
+                                         "scale": "tiny", "seed": 0}}
+    assert {st.state for st in plan_states(grid, cells, results)} == {"done"}
+
+    _bump(monkeypatch, tmp_path, "nsynth", "99")  # a new NSynth stand-in (and so a new tree)
+    states = {st.cell.id: st.state for st in plan_states(grid, cells, results)}
+    assert sorted(c for c, s in states.items() if s == "changed") == nsynth_cells
+    payload, missing = report.build_report("smoke", results, grid)
+    verdicts = {c["id"]: c["verdict"] for c in payload["claims"]}
+    assert verdicts == {"T3-tags": "holds", "T4-sup": "pending"}
+    assert all("nsynth v5, now v99" in m for m in missing["T4-sup"]) and not missing["T3-tags"]
+    second = Runner(grid, results, executor=_any_executor, log=lambda s: None).run(cells)
+    assert sorted(second["ran"]) == nsynth_cells and sorted(second["skipped"]) == mtat_cells
+
+    _bump(monkeypatch, tmp_path, "fma_medium", "100")  # the pool every pretraining cell reads
+    states = {st.cell.id: st.state for st in plan_states(grid, cells, results)}
+    assert sorted(c for c, s in states.items() if s == "changed") == mtat_cells
+
+
+def test_results_written_before_per_data_set_versions_stay_valid_until_their_data_set_changes(tmp_path, monkeypatch):
+    """A result of the old format carries the whole generator's version 5 for every data set
+    it read; it counts as run on version 5 of each (every data set was at 5 then)."""
+    from workbench.claims.runner import plan_states
+    from workbench.data.embedded import DATASET_VERSIONS
+
+    grid = _two_data_grid(seeds=(0,))
+    cells = list(grid.cells.values())
+    results = tmp_path / "results"
+    _fake_tree(monkeypatch, tmp_path, None, "5")  # a tree of the old generator: no dataset_versions
+    assert C.data_identity(["mtat_top50"]) == {"mtat": {"synthetic": True, "dataset_version": "5", "scale": "tiny",
+                                                        "seed": 0}}
+
+    def legacy(tasks):  # what the old data_identity recorded
+        return {ds: {"synthetic": True, "generator_version": "5", "scale": "tiny", "seed": 0}
+                for ds in C.data_identity(tasks)}
+
+    Runner(grid, results, executor=_any_executor, identity=legacy, log=lambda s: None).run(cells)
+    for ds in DATASET_VERSIONS:  # the code with every data set still at 5
+        monkeypatch.setitem(DATASET_VERSIONS, ds, "5")
+    _fake_tree(monkeypatch, tmp_path, dict(DATASET_VERSIONS), "5")
+    assert {st.state for st in plan_states(grid, cells, results)} == {"done"}
+    assert Runner(grid, results, executor=_any_executor, log=lambda s: None).run(cells)["ran"] == []
+    assert not any(report.build_report("smoke", results, grid)[1].values())
+
+    _bump(monkeypatch, tmp_path, "mtat", "6")
+    states = {st.cell.id: st.state for st in plan_states(grid, cells, results)}
+    assert {c for c, s in states.items() if s == "changed"} == {c.id for c in cells if c.recipe.trainer == "pretrain"}
+    assert any("mtat v5, now v6" in m for m in report.build_report("smoke", results, grid)[1]["T3-tags"])
+
+
+def test_the_tree_version_is_the_highest_data_set_version():
+    from workbench.data import embedded
+
+    assert set(embedded.DATASET_VERSIONS) == set(embedded.EMBEDDED_DATASETS)
+    assert {m.NAME: m.VERSION for m in embedded.STAND_INS} == embedded.DATASET_VERSIONS
+    assert embedded.GENERATOR_VERSION == str(max(int(v) for v in embedded.DATASET_VERSIONS.values()))

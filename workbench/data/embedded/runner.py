@@ -12,11 +12,21 @@ synthesiser's), ``SOUNDFONTS_BY_SPLIT`` and four functions: ``plan(scale, seed)`
 ``write(root, items, results)`` (annotation files) and ``summary_rows(items, results)``;
 optionally ``statistics(items, results)`` (label statistics kept in SYNTHETIC.json).
 
-Versions: 1 the first generator; 2 MagnaTagATune tags from the simulated annotator
-(:mod:`.annotator`), ``facts_final.csv``, 48 MTAT clips at the tiny scale; 3 GiantSteps
-with a tonic pad, 15 % chorales, 20 + 5 excerpts per key (8 s) at the demo scale;
-4 MP3s at constant 144 kb/s (clean windowed reads); 5 the GTZAN, MedleyDB, EmoMusic and
-MTG-Jamendo stand-ins.
+Versions.  Each stand-in declares its own ``VERSION`` (:data:`DATASET_VERSIONS`, written
+per data set into ``SYNTHETIC.json``): the claims grid keys a result by the versions of the
+data sets it reads, so changing one stand-in invalidates only the results that read it.
+Rule: a change to the bytes one stand-in renders sets that stand-in's ``VERSION`` to one
+above the highest of all (a change to a shared module, :mod:`.music`, :mod:`.synth`,
+:mod:`.items`, :mod:`.annotator`, :mod:`.scales` or this runner, bumps every stand-in whose
+output it changes).  :data:`GENERATOR_VERSION`, the version of the whole tree and part of
+its cache folder, is the highest of them, so every change gives a new folder.
+
+History of the whole generator: 1 the first generator; 2 MagnaTagATune tags from the
+simulated annotator (:mod:`.annotator`), ``facts_final.csv``, 48 MTAT clips at the tiny
+scale; 3 GiantSteps with a tonic pad, 15 % chorales, 20 + 5 excerpts per key (8 s) at the
+demo scale; 4 MP3s at constant 144 kb/s (clean windowed reads); 5 the GTZAN, MedleyDB,
+EmoMusic and MTG-Jamendo stand-ins (every stand-in's version starts at 5).  Later changes
+are in each stand-in's docstring.
 """
 
 from __future__ import annotations
@@ -46,15 +56,18 @@ try:  # POSIX file locks; without them (Windows) renders are not guarded against
 except ImportError:  # pragma: no cover
     fcntl = None
 
-__all__ = ["GENERATOR_VERSION", "MARKER", "STAND_INS", "EMBEDDED_DATASETS", "folder_name", "render",
+__all__ = ["DATASET_VERSIONS", "GENERATOR_VERSION", "MARKER", "STAND_INS", "EMBEDDED_DATASETS", "folder_name", "render",
            "ensure_rendered", "format_summary"]
 
-GENERATOR_VERSION = "5"  # bump whenever the rendered output changes: it is part of the cache path
 MARKER = "SYNTHETIC.json"
 #: The stand-ins in render order (the order of SYNTHETIC.json's summary).
 STAND_INS: tuple[ModuleType, ...] = (nsynth, giantsteps, mtat, fma_medium, gtzan, medleydb, emomusic, mtg_jamendo)
 #: The data set folders the embedded benchmark provides.
 EMBEDDED_DATASETS: tuple[str, ...] = tuple(m.NAME for m in STAND_INS)
+#: Each data set's own version (its stand-in's ``VERSION``): what a claims result depends on.
+DATASET_VERSIONS: dict[str, str] = {m.NAME: str(m.VERSION) for m in STAND_INS}
+#: The version of the whole tree (part of its cache path): the highest data set version.
+GENERATOR_VERSION = str(max(int(v) for v in DATASET_VERSIONS.values()))
 _BY_NAME = {m.NAME: m for m in STAND_INS}
 
 
@@ -158,7 +171,8 @@ def _lock(out: Path) -> Iterator[None]:
 
 def _meta(scale: str, seed: int, sc: Scale, infos: dict, summary: list[dict], started: str) -> dict:
     meta = {
-        "generator": __package__, "generator_version": GENERATOR_VERSION, "scale": scale, "seed": seed,
+        "generator": __package__, "generator_version": GENERATOR_VERSION, "dataset_versions": dict(DATASET_VERSIONS),
+        "scale": scale, "seed": seed,
         "sample_rate": RENDER_SAMPLE_RATE, "scale_parameters": asdict(sc),
         "soundfonts": {n: {**infos[n].to_dict(), "splits": "test" if n in TEST_SOUNDFONTS else "train, valid"}
                        for n in SOUNDFONT_ORDER},
