@@ -186,6 +186,54 @@ def test_fma_layout_and_stems_sum_to_mix(tiny):
         assert corr > 0.98 and abs(gain - 1) < 0.05, (mix_path, corr, gain)
 
 
+#: FMA medium's sixteen top genres (genres.csv, top level), and the one each style of the pool is.
+FMA_TOP_GENRES = {"Blues", "Classical", "Country", "Easy Listening", "Electronic", "Experimental", "Folk", "Hip-Hop",
+                  "Instrumental", "International", "Jazz", "Old-Time / Historic", "Pop", "Rock", "Soul-RnB", "Spoken"}
+STYLE_GENRE = {"classical": "Classical", "rock": "Rock", "electronic": "Electronic", "ambient": "Instrumental",
+               "jazz": "Jazz", "country": "Country", "indian": "International", "pop": "Pop"}
+
+
+def test_fma_genre_is_each_pieces_planned_style(tiny):
+    """``fma_genre`` on the tiny render: the FMA loader reads tracks.csv, each piece's top genre
+    is the style it was arranged in, FMA's header rows, every split non-empty."""
+    from workbench import data
+    from workbench.data.embedded import fma_medium as fma_stand_in
+
+    out, meta = tiny
+    rows = (out / "fma_medium" / "fma_metadata" / "tracks.csv").read_text().splitlines()
+    assert rows[0].split(",")[:3] == ["", "set", "set"] and rows[2].startswith("track_id,")
+    planned = {it.params["track"]: it.params["style"] for it in fma_stand_in.plan(embedded.SCALES["tiny"], 0)}
+    root = out / "fma_medium"
+    spec = data.task("fma_genre", root)
+    df = data.manifest("fma_genre", root)
+    assert sorted(df["id"]) == sorted(planned)
+    assert dict(zip(df["id"], df["genre"])) == {t: STYLE_GENRE[s] for t, s in planned.items()}
+    assert set(spec.classes) <= FMA_TOP_GENRES and list(spec.classes) == sorted(set(df["genre"]))
+    assert [spec.classes[t] for t in df["target"]] == list(df["genre"])
+    assert set(df["split"]) == {"train", "valid", "test"}
+    assert meta["dataset_versions"] == embedded.DATASET_VERSIONS
+    counts = meta["statistics"]["fma_medium"]["genre_top"]
+    assert sum(n for by_genre in counts.values() for n in by_genre.values()) == len(planned)
+    # the pool reads the same splits as the genre task
+    pool = data.manifest("fma_medium", root)
+    assert dict(zip(pool["id"], pool["split"])) == dict(zip(df["id"], df["split"]))
+
+
+def test_fma_splits_are_stratified_by_genre_at_the_demo_scale():
+    from collections import Counter
+
+    from workbench.data.embedded import fma_medium as fma_stand_in
+
+    items = fma_stand_in.plan(embedded.SCALES["demo"], 0)
+    assert fma_stand_in.plan(embedded.SCALES["demo"], 0) == items  # deterministic
+    per_genre = Counter(it.params["genre_top"] for it in items)
+    assert set(per_genre) == set(STYLE_GENRE.values())
+    for (genre, split), n in Counter((it.params["genre_top"], it.params["split"]) for it in items).items():
+        share = {"training": 0.8, "validation": 0.1, "test": 0.1}[split]
+        assert abs(n - share * per_genre[genre]) <= 1.5, (genre, split, n, per_genre[genre])
+    assert Counter(it.params["split"] for it in items) == {"training": 160, "validation": 20, "test": 20}
+
+
 # --------------------------------------------------------------------------- labels by analysis
 def test_nsynth_pitch_agrees_with_f0(tiny):
     out, _ = tiny
