@@ -475,14 +475,14 @@ def test_soundfont_env_override(tmp_path, monkeypatch):
 def test_ensure_rendered_renders_once_across_concurrent_callers(tmp_path, monkeypatch, capsys):
     calls = []
 
-    def fake_render(out, scale, seed, progress):
+    def fake_render(out, scale, seed, names, progress):
         calls.append((scale, seed))
         time.sleep(0.3)
         out.mkdir(parents=True)
-        (out / embedded.MARKER).write_text("{}")
+        (out / embedded.MARKER).write_text("{}")  # no "datasets": a tree holding them all
         return {}
 
-    monkeypatch.setattr(runner, "_render_locked", fake_render)
+    monkeypatch.setattr(runner, "_add_locked", fake_render)
     out = tmp_path / "cache" / "tiny-seed0-v1"
     threads = [threading.Thread(target=embedded.ensure_rendered, args=(out, "tiny", 0)) for _ in range(3)]
     for t in threads:
@@ -492,6 +492,55 @@ def test_ensure_rendered_renders_once_across_concurrent_callers(tmp_path, monkey
     assert calls == [("tiny", 0)]
     assert embedded.ensure_rendered(out, "tiny", 0) == out.absolute()
     assert capsys.readouterr().out.count("rendering the embedded benchmark") == 1
+
+
+def test_roots_render_only_the_data_set_asked_for_with_the_same_bytes(tiny, tmp_path, monkeypatch):
+    """Resolving one data set renders it alone (byte-identical to its part of a full render);
+    the next data set is added beside it; asking for all fills in the rest once."""
+    from workbench import data
+    from workbench.data import roots
+
+    out, meta = tiny
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
+    monkeypatch.setenv("WORKBENCH_EMBEDDED_SCALE", "tiny")
+    monkeypatch.delenv("WORKBENCH_DATA", raising=False)
+    tree = roots.embedded_path("tiny", 0)
+    full = _hashes(out)
+    part = lambda name: {k: v for k, v in full.items() if k.startswith(f"{name}/")}  # noqa: E731
+    assert data.data_root("gtzan_genre").path == (tree / "gtzan").resolve()
+    assert sorted(p.name for p in tree.iterdir()) == [embedded.MARKER, "gtzan"]
+    assert embedded.rendered_datasets(tree) == {"gtzan"} and _hashes(tree) == part("gtzan")
+    first = json.loads((tree / embedded.MARKER).read_text())
+    assert first["datasets"] == ["gtzan"] and first["tasks"] == ["gtzan_genre"]
+    assert first["dataset_versions"] == {"gtzan": embedded.DATASET_VERSIONS["gtzan"]}
+    assert first["counts"] == {"gtzan": meta["counts"]["gtzan"]}
+    before = (tree / "gtzan" / "genres" / "blues").stat().st_mtime_ns
+    data.data_root("fma_genre")  # another data set: added beside, the first left alone
+    assert embedded.rendered_datasets(tree) == {"gtzan", "fma_medium"}
+    assert _hashes(tree) == {**part("gtzan"), **part("fma_medium")}
+    assert (tree / "gtzan" / "genres" / "blues").stat().st_mtime_ns == before
+    genres = lambda root=None: sorted(data.manifest("fma_genre", root)["genre"])  # noqa: E731
+    assert genres() == genres(out / "fma_medium")
+    roots.embedded_dir("tiny", 0)  # all: the rest
+    after = json.loads((tree / embedded.MARKER).read_text())
+    assert _hashes(tree) == full and after["datasets"] == list(embedded.EMBEDDED_DATASETS)
+    for key in ("counts", "seconds", "summary", "tasks", "statistics", "dataset_versions"):
+        assert after[key] == meta[key], key
+    assert not list(tmp_path.glob("embedded/.*partial*"))
+    with pytest.raises(ValueError, match="unknown embedded data set"):
+        embedded.ensure_rendered(tree, "tiny", 0, datasets=["mtta"])
+
+
+def test_a_data_set_folder_left_unlisted_by_a_killed_render_is_rendered_again(tmp_path, monkeypatch):
+    tree = tmp_path / "bench"
+    tree.mkdir()
+    (tree / embedded.MARKER).write_text(json.dumps({"datasets": [], "scale": "tiny", "seed": 0}))
+    (tree / "emomusic").mkdir()
+    (tree / "emomusic" / "half-written.mp3").write_bytes(b"x")  # renamed in, killed before the marker
+    embedded.ensure_rendered(tree, "tiny", 0, datasets=["emomusic"])
+    assert not (tree / "emomusic" / "half-written.mp3").exists()
+    assert embedded.rendered_datasets(tree) == {"emomusic"}
+    assert (tree / "emomusic" / "annotations" / "static_annotations.csv").is_file()
 
 
 def test_cli_default_out_is_the_embedded_cache(tiny, tmp_path, monkeypatch, capsys):

@@ -42,7 +42,8 @@ import numpy as np
 from .registry import Cell, Recipe
 
 __all__ = ["RESULT_VERSION", "RUNTIME_FIELDS", "NotRunnable", "resolve", "spec_of", "spec_hash", "config_hash",
-           "data_identity", "data_version", "legacy_identity", "accepted_hashes", "datasets_of", "run_cell", "knn_accuracy", "scale_steps", "code_version"]
+           "data_identity", "data_version", "legacy_identity", "accepted_hashes", "datasets_of", "run_cell",
+           "knn_accuracy", "scale_steps", "code_version"]
 
 #: Bump when the result file's content or the evaluation code changes what a cell reports.
 RESULT_VERSION = 1
@@ -223,7 +224,8 @@ def _identity_of(task: str, dataset: str) -> dict:
         if marker.is_file():
             meta = json.loads(marker.read_text())
             # a tree rendered before per-data-set versions: each data set is at the tree's version
-            version = (meta.get("dataset_versions") or {}).get(dataset, meta.get(LEGACY_VERSION_FIELD))
+            version = meta["dataset_versions"].get(dataset) if "dataset_versions" in meta else \
+                meta.get(LEGACY_VERSION_FIELD)
             return {"synthetic": True, VERSION_FIELD: version, "scale": meta.get("scale"), "seed": meta.get("seed")}
     return {"synthetic": True, "path": str(root.path)}
 

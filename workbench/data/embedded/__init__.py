@@ -23,9 +23,9 @@ CLI: ``python -m workbench data render`` (:mod:`workbench.data.render`).
 
 from .items import RENDER_SAMPLE_RATE, TEST_SOUNDFONTS, TRAIN_SOUNDFONTS, Item
 from .runner import (DATASET_VERSIONS, EMBEDDED_DATASETS, GENERATOR_VERSION, MARKER, STAND_INS, ensure_rendered,
-                     folder_name, format_summary, render)
+                     folder_name, format_summary, render, rendered_datasets)
 from .scales import SCALES, Scale
 
 __all__ = ["DATASET_VERSIONS", "EMBEDDED_DATASETS", "GENERATOR_VERSION", "MARKER", "RENDER_SAMPLE_RATE", "SCALES",
            "STAND_INS", "Scale", "TEST_SOUNDFONTS", "TRAIN_SOUNDFONTS", "Item", "ensure_rendered", "folder_name",
-           "format_summary", "render"]
+           "format_summary", "render", "rendered_datasets"]

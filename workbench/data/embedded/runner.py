@@ -57,7 +57,7 @@ except ImportError:  # pragma: no cover
     fcntl = None
 
 __all__ = ["DATASET_VERSIONS", "GENERATOR_VERSION", "MARKER", "STAND_INS", "EMBEDDED_DATASETS", "folder_name", "render",
-           "ensure_rendered", "format_summary"]
+           "ensure_rendered", "rendered_datasets", "format_summary"]
 
 MARKER = "SYNTHETIC.json"
 #: The stand-ins in render order (the order of SYNTHETIC.json's summary).
@@ -170,8 +170,10 @@ def _lock(out: Path) -> Iterator[None]:
 
 
 def _meta(scale: str, seed: int, sc: Scale, infos: dict, summary: list[dict], started: str) -> dict:
+    names = [m.NAME for m in STAND_INS if any(r["dataset"] == m.NAME for r in summary)]
     meta = {
-        "generator": __package__, "generator_version": GENERATOR_VERSION, "dataset_versions": dict(DATASET_VERSIONS),
+        "generator": __package__, "generator_version": GENERATOR_VERSION,
+        "dataset_versions": {n: DATASET_VERSIONS[n] for n in names}, "datasets": names,
         "scale": scale, "seed": seed,
         "sample_rate": RENDER_SAMPLE_RATE, "scale_parameters": asdict(sc),
         "soundfonts": {n: {**infos[n].to_dict(), "splits": "test" if n in TEST_SOUNDFONTS else "train, valid"}
@@ -181,47 +183,64 @@ def _meta(scale: str, seed: int, sc: Scale, infos: dict, summary: list[dict], st
         "counts": {r["dataset"]: {} for r in summary},
         "seconds": {r["dataset"]: {} for r in summary},
         "summary": summary,
-        "tasks": [t for m in STAND_INS for t in m.TASKS],
+        "tasks": [t for m in STAND_INS if m.NAME in names for t in m.TASKS],
         "mtat_tags": list(music.MTAT_TAGS),
         "started_at": started,
     }
     for r in summary:
         meta["counts"][r["dataset"]][r["split"]] = r["clips"]
         meta["seconds"][r["dataset"]][r["split"]] = round(r["seconds"], 3)
-    meta["counts"]["nsynth"]["dropped_silent"] = sum(r.get("dropped_silent", 0) for r in summary)
+    if "nsynth" in meta["counts"]:
+        meta["counts"]["nsynth"]["dropped_silent"] = sum(r.get("dropped_silent", 0) for r in summary)
     return meta
 
 
-def _render_locked(out: Path, scale: str, seed: int, progress: bool) -> dict:
+def _check_args(scale: str, seed) -> int:
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    seed = int(seed)
-    sc = SCALES[scale]
-    out = Path(out).expanduser().absolute()
-    _check_out(out)
+    return int(seed)
+
+
+def _render_into(tmp: Path, stand_ins: list[ModuleType], sc: Scale, seed: int,
+                 progress: bool) -> tuple[list, dict, dict]:
+    """Render ``stand_ins`` into ``tmp``: (summary rows, statistics, SoundFont infos)."""
     from .synth import find_soundfont, soundfont_info
 
     fonts = {name: str(find_soundfont(name)) for name in SOUNDFONT_ORDER}  # fails early with the apt-get hint
+    plans = {m.NAME: m.plan(sc, seed) for m in stand_ins}
+    workers = max(1, min(sc.workers or os.cpu_count() or 1, os.cpu_count() or 1))
+    infos: dict = {}
+    results = _run(plans, tmp, fonts, seed, sc, workers, progress,
+                   while_waiting=lambda: infos.update({n: soundfont_info(n) for n in SOUNDFONT_ORDER}))
+    summary = []
+    for m in stand_ins:
+        m.write(tmp, plans[m.NAME], results[m.NAME])
+        summary += m.summary_rows(plans[m.NAME], results[m.NAME])
+    statistics = {m.NAME: m.statistics(plans[m.NAME], results[m.NAME]) for m in stand_ins if hasattr(m, "statistics")}
+    return summary, statistics, infos
+
+
+def _fresh_tmp(out: Path) -> Path:
     for stale in out.parent.glob(f".{out.name}.partial-*"):  # left by a killed render (we hold the lock)
         shutil.rmtree(stale, ignore_errors=True)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     tmp.mkdir(parents=True)
+    return tmp
+
+
+def _render_locked(out: Path, scale: str, seed: int, progress: bool) -> dict:
+    seed = _check_args(scale, seed)
+    sc = SCALES[scale]
+    out = Path(out).expanduser().absolute()
+    _check_out(out)
+    tmp = _fresh_tmp(out)
     started, t0 = _now(), time.perf_counter()
     try:
-        plans = {m.NAME: m.plan(sc, seed) for m in STAND_INS}
-        workers = max(1, min(sc.workers or os.cpu_count() or 1, os.cpu_count() or 1))
-        infos: dict = {}
-        results = _run(plans, tmp, fonts, seed, sc, workers, progress,
-                       while_waiting=lambda: infos.update({n: soundfont_info(n) for n in SOUNDFONT_ORDER}))
-        summary = []
-        for m in STAND_INS:
-            m.write(tmp, plans[m.NAME], results[m.NAME])
-            summary += m.summary_rows(plans[m.NAME], results[m.NAME])
+        summary, statistics, infos = _render_into(tmp, list(STAND_INS), sc, seed, progress)
         meta = _meta(scale, seed, sc, infos, summary, started)
-        meta["statistics"] = {m.NAME: m.statistics(plans[m.NAME], results[m.NAME])
-                              for m in STAND_INS if hasattr(m, "statistics")}
+        meta["statistics"] = statistics
         meta["finished_at"] = _now()
         meta["wall_seconds"] = round(time.perf_counter() - t0, 2)
         (tmp / MARKER).write_text(json.dumps(meta, indent=2) + "\n")
@@ -238,6 +257,62 @@ def _render_locked(out: Path, scale: str, seed: int, progress: bool) -> dict:
     return meta
 
 
+def rendered_datasets(out: Path) -> set[str]:
+    """The data sets of the tree at ``out`` that are rendered (its SYNTHETIC.json's ``datasets``;
+    a tree written before data sets were rendered one by one holds them all)."""
+    marker = Path(out) / MARKER
+    if not marker.is_file():
+        return set()
+    meta = json.loads(marker.read_text())
+    return set(meta.get("datasets", EMBEDDED_DATASETS))
+
+
+def _write_marker(out: Path, meta: dict) -> None:
+    """Replace ``out``'s SYNTHETIC.json atomically (readers see the old or the new one)."""
+    tmp = out / f".{MARKER}.{os.getpid()}"
+    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    os.replace(tmp, out / MARKER)
+
+
+def _add_locked(out: Path, scale: str, seed: int, names: set[str], progress: bool) -> dict:
+    """Render the data sets ``names`` the tree at ``out`` lacks, each renamed into place whole
+    (a folder there that SYNTHETIC.json does not list, left by a killed render, is replaced),
+    then rewrite SYNTHETIC.json (atomically) to list them."""
+    seed = _check_args(scale, seed)
+    sc = SCALES[scale]
+    out = Path(out).expanduser().absolute()
+    _check_out(out)
+    have = rendered_datasets(out)
+    todo = [m for m in STAND_INS if m.NAME in names and m.NAME not in have]
+    old = json.loads((out / MARKER).read_text()) if (out / MARKER).is_file() else None
+    if not todo:
+        return old
+    started, t0 = _now(), time.perf_counter()
+    if old is None:  # a new tree: marked as ours (holding no data set yet) before any data set moves in
+        out.mkdir(parents=True, exist_ok=True)
+        old = {"generator": __package__, "generator_version": GENERATOR_VERSION, "dataset_versions": {},
+               "datasets": [], "scale": scale, "seed": seed, "started_at": started}
+        _write_marker(out, old)
+    tmp = _fresh_tmp(out)
+    try:
+        summary, statistics, infos = _render_into(tmp, todo, sc, seed, progress)
+        for m in todo:
+            if (out / m.NAME).exists():
+                shutil.rmtree(out / m.NAME)
+            os.replace(tmp / m.NAME, out / m.NAME)
+        order = {m.NAME: i for i, m in enumerate(STAND_INS)}
+        summary = sorted(old.get("summary", []) + summary, key=lambda r: order[r["dataset"]])
+        statistics = {**old.get("statistics", {}), **statistics}
+        meta = _meta(scale, seed, sc, infos, summary, old.get("started_at", started))
+        meta["statistics"] = {m.NAME: statistics[m.NAME] for m in STAND_INS if m.NAME in statistics}
+        meta["finished_at"] = _now()
+        meta["wall_seconds"] = round(time.perf_counter() - t0 + old.get("wall_seconds", 0.0), 2)
+        _write_marker(out, meta)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return meta
+
+
 def render(out: Path, scale: str = "demo", seed: int = 0, progress: bool = True) -> dict:
     """Render the benchmark of ``scale`` (:data:`SCALES`) and ``seed`` into ``out``; returns SYNTHETIC.json.
 
@@ -250,13 +325,21 @@ def render(out: Path, scale: str = "demo", seed: int = 0, progress: bool = True)
         return _render_locked(out, scale, seed, progress)
 
 
-def ensure_rendered(out: Path, scale: str, seed: int) -> Path:
-    """``out`` if it holds a rendered benchmark, else render it there first (once across processes)."""
+def ensure_rendered(out: Path, scale: str, seed: int, datasets=None) -> Path:
+    """``out`` once it holds the data sets ``datasets`` (names of :data:`EMBEDDED_DATASETS`;
+    None: all) of the benchmark, rendering those it lacks first (once across processes: the
+    tree's lock; each data set is renamed into place whole, SYNTHETIC.json lists it after)."""
     out = Path(out).expanduser().absolute()
-    if (out / MARKER).exists():
+    wanted = set(EMBEDDED_DATASETS if datasets is None else datasets)
+    unknown = sorted(wanted - set(EMBEDDED_DATASETS))
+    if unknown:
+        raise ValueError(f"unknown embedded data set(s) {unknown}; choose from {', '.join(EMBEDDED_DATASETS)}")
+    if wanted <= rendered_datasets(out):
         return out
     with _lock(out):
-        if not (out / MARKER).exists():  # another process may have finished it while we waited
-            print(f"rendering the embedded benchmark (scale {scale}, seed {seed}) into {out}", flush=True)
-            _render_locked(out, scale, seed, progress=sys.stderr.isatty())
+        missing = wanted - rendered_datasets(out)  # another process may have rendered them while we waited
+        if missing:
+            what = "the embedded benchmark" if datasets is None else f"embedded {', '.join(sorted(missing))}"
+            print(f"rendering {what} (scale {scale}, seed {seed}) into {out}", flush=True)
+            _add_locked(out, scale, seed, missing, progress=sys.stderr.isatty())
     return out
