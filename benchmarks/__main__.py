@@ -25,6 +25,22 @@ def run_one(name: str) -> dict:
     return json.loads(lines[-1])
 
 
+def _previous() -> list[dict]:
+    try:
+        return list(json.loads(RESULTS.read_text()).get("results", []))
+    except (OSError, ValueError):
+        return []
+
+
+def merge_results(previous: list[dict], latest: list[dict]) -> list[dict]:
+    """Running some benchmarks replaces only their entries; the others keep their last run
+    (each entry says when it was measured), in the order of :data:`BENCHMARKS`."""
+    by_name = {r.get("name"): r for r in previous}
+    by_name.update({r.get("name"): r for r in latest})
+    order = {n: i for i, n in enumerate(BENCHMARKS)}
+    return sorted(by_name.values(), key=lambda r: order.get(r.get("name"), len(order)))
+
+
 def main() -> int:
     import os
 
@@ -40,8 +56,11 @@ def main() -> int:
         print(json.dumps({k: res.get(k) for k in ("name", "baseline_s", "fast_s", "ratio", "new_fraction",
                                                    "quiet_ratio", "time_fraction", "error") if k in res}),
               flush=True)
-    out = {"time": datetime.now(timezone.utc).isoformat(), "machine": platform.platform(),
-           "cpu_count": os.cpu_count(), "results": results}
+    now = datetime.now(timezone.utc).isoformat()
+    for res in results:
+        res["measured_at"] = now
+    out = {"time": now, "machine": platform.platform(), "cpu_count": os.cpu_count(),
+           "results": merge_results(_previous(), results)}
     RESULTS.write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {RESULTS}")
     return 1 if any("error" in r for r in results) else 0

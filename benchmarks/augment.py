@@ -35,6 +35,7 @@ from typing import Callable
 
 import torch
 
+from benchmarks.reference_chain import envelope_corr, notes as reference_notes, peak_hz, residual_snr_db
 from workbench.augment import build_chain, build_transform
 
 SAMPLE_RATE = 22050
@@ -102,46 +103,6 @@ def _tone(freq: float = TONE_HZ) -> torch.Tensor:
     return (0.5 * torch.sin(2 * math.pi * freq * t)).float()[None, None]
 
 
-def _peak_hz(y: torch.Tensor) -> float:
-    y = y.double().flatten()
-    n_fft = 1 << 22
-    mag = torch.fft.rfft(y * torch.hann_window(len(y), periodic=False, dtype=torch.float64), n=n_fft).abs()
-    i = int(mag.argmax())
-    a, b, c = (math.log(float(mag[j])) for j in (i - 1, i, i + 1))
-    return (i + 0.5 * (a - c) / (a - 2 * b + c)) * SAMPLE_RATE / n_fft
-
-
-def _residual_snr_db(y: torch.Tensor, freq: float) -> float:
-    """Level of the best-fitting sinusoid at ``freq`` over everything else (edges excluded)."""
-    t = torch.arange(y.numel(), dtype=torch.float64) / SAMPLE_RATE
-    basis = torch.stack([torch.sin(2 * math.pi * freq * t), torch.cos(2 * math.pi * freq * t)], 1)
-    yy = y.double().flatten()
-    fit = (basis @ torch.linalg.lstsq(basis, yy[:, None]).solution)[:, 0]
-    inner = slice(4096, -4096)
-    return 10 * math.log10(float(fit[inner].square().sum() / (yy[inner] - fit[inner]).square().sum()))
-
-
-def _notes() -> torch.Tensor:
-    """Twelve decaying harmonic notes, one every 0.22 s (onsets and envelopes to keep)."""
-    g = torch.Generator().manual_seed(SEED)
-    t = torch.arange(SAMPLES, dtype=torch.float64) / SAMPLE_RATE
-    x = torch.zeros(SAMPLES, dtype=torch.float64)
-    for k in range(12):
-        onset = int(k * 0.22 * SAMPLE_RATE)
-        f0 = 110 * 2 ** (int(torch.randint(0, 24, (1,), generator=g)) / 12)
-        tt = t[onset:] - t[onset]
-        x[onset:] += sum(0.2 / h * torch.sin(2 * math.pi * h * f0 * tt) * torch.exp(-tt * (2 + h)) for h in range(1, 8))
-    return x.float()[None, None]
-
-
-def _envelope_corr(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Correlation of frame-RMS envelopes (1 024-sample frames, hop 512): onsets kept in place."""
-    def env(v):
-        return v.flatten().unfold(0, 1024, 512).square().mean(-1).sqrt()
-
-    return float(torch.corrcoef(torch.stack([env(x), env(y)]))[0, 1])
-
-
 def _level_db(x: torch.Tensor, y: torch.Tensor) -> float:
     inner = slice(8192, -8192)
     return 20 * math.log10(float(y.flatten()[inner].double().norm() / x.flatten()[inner].double().norm()))
@@ -154,20 +115,20 @@ def quality() -> dict:
     x = _tone()
     fast_shifts = get_fast_shifts(SAMPLE_RATE)
     errors, base_errors, snrs, base_snrs, envs, base_envs = [], [], [], [], [], []
-    notes = _notes()
+    notes = reference_notes(SEED, SAMPLES, SAMPLE_RATE)
     for semitones in (3.0, -4.0, 1.0, -2.5):
         # torch-audiomentations draws from "fast" ratios: compare both at the nearest one
         ratio = min(fast_shifts, key=lambda r: abs(12 * math.log2(r) - semitones))
         target = TONE_HZ * float(ratio)
         ours = build_transform("pitch_shift", SAMPLE_RATE, semitones=12 * math.log2(ratio))(x)
         theirs = pitch_shift(x, ratio, SAMPLE_RATE)
-        errors.append(abs(1200 * math.log2(_peak_hz(ours) / target)))
-        base_errors.append(abs(1200 * math.log2(_peak_hz(theirs) / target)))
-        snrs.append(_residual_snr_db(ours, target))
-        base_snrs.append(_residual_snr_db(theirs, target))
-        envs.append(_envelope_corr(notes, build_transform("pitch_shift", SAMPLE_RATE,
-                                                          semitones=12 * math.log2(ratio))(notes)))
-        base_envs.append(_envelope_corr(notes, pitch_shift(notes, ratio, SAMPLE_RATE)))
+        errors.append(abs(1200 * math.log2(peak_hz(ours) / target)))
+        base_errors.append(abs(1200 * math.log2(peak_hz(theirs) / target)))
+        snrs.append(residual_snr_db(ours, target))
+        base_snrs.append(residual_snr_db(theirs, target))
+        envs.append(envelope_corr(notes, build_transform("pitch_shift", SAMPLE_RATE,
+                                                         semitones=12 * math.log2(ratio))(notes)))
+        base_envs.append(envelope_corr(notes, pitch_shift(notes, ratio, SAMPLE_RATE)))
     out.update({"pitch_cents_error": max(errors), "baseline_pitch_cents_error": max(base_errors),
                 "pitch_residual_snr_db": min(snrs), "baseline_pitch_residual_snr_db": min(base_snrs),
                 "pitch_envelope_corr": min(envs), "baseline_pitch_envelope_corr": min(base_envs)})

@@ -5,7 +5,7 @@ per round; the best of the rounds is reported), so machine load affects them ali
 
 * ``baseline``: ``SampleCNN(impl="eager")``, the plain ``nn.Conv1d`` network (CLMR order);
 * ``fast``: ``SampleCNN(impl="fast")`` in float32 (conv2d/NHWC formulation, 1x1-conv
-  stem, pool-before-ReLU; numerically equivalent, see ``tests/test_models.py``);
+  stem, pool-before-ReLU; numerically equivalent, see ``tests/models/test_models.py``);
 * ``fast_bf16`` (extra, where the device supports bf16): the fast path under
   ``torch.autocast(bfloat16)``, i.e. what a ``bf16-mixed`` trainer runs.
 

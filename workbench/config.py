@@ -40,7 +40,7 @@ from .suggest import did_you_mean, name_hints
 
 __all__ = ["PretrainConfig", "COLAConfig", "SupervisedConfig", "SCALES", "METHODS", "ConfigError", "option",
            "check_fields", "check_value", "field_help", "resolve_config", "load_config", "resolve_cola_config",
-           "load_cola_config", "method_for", "method_fixed", "LABELED_KINDS", "HEADS", "LOGGERS",
+           "load_cola_config", "read_yaml_mapping", "method_for", "method_fixed", "LABELED_KINDS", "HEADS", "LOGGERS",
            # scale constants, kept importable from here
            "PAPER_SAMPLE_RATE", "SEMISUPCON_CLIP_SAMPLES", "CLMR_CLIP_SAMPLES", "DEMO_SAMPLE_RATE",
            "DEMO_CLIP_SAMPLES", "SMOKE_CLIP_SAMPLES", "DEMO_STEPS", "DEMO_MIN_VIEW_DB"]
@@ -292,17 +292,29 @@ class _Config:
         return cls(**data).validate()
 
 
-def _load(cls: type, path: str | Path):
+def read_yaml_mapping(path: str | Path, allowed, *, expected: str, unknown: str,
+                      error: type[Exception] = ConfigError) -> dict:
+    """A YAML file that must be a mapping with keys among ``allowed``, read without running code.
+
+    Errors name the file: ``"{path}: expected " + expected`` for a non-mapping and
+    ``"{path}: " + unknown.format(keys=...)`` for unknown keys, raised as ``error``."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+        raise error(f"{path}: not valid YAML ({err})") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of config fields")
-    unknown = sorted(set(data) - set(_known_fields(cls)))
-    if unknown:
-        raise ConfigError(f"{path}: unknown config field(s) {unknown}; was it written by another version?")
+        raise error(f"{path}: expected {expected}")
+    extra = sorted(set(data) - set(allowed))
+    if extra:
+        raise error(f"{path}: " + unknown.format(keys=extra))
+    return data
+
+
+def _load(cls: type, path: str | Path):
+    path = Path(path)
+    data = read_yaml_mapping(path, _known_fields(cls), expected="a mapping of config fields",
+                             unknown="unknown config field(s) {keys}; was it written by another version?")
     try:
         return cls(**data).validate()
     except ConfigError as err:

@@ -111,6 +111,14 @@ def mel_to_hz(m: torch.Tensor) -> torch.Tensor:
     return 700.0 * (torch.pow(10.0, m / 2595.0) - 1.0)
 
 
+def _draw(fn, shape: tuple[int, ...], device: torch.device, generator: torch.Generator | None,
+          dtype: torch.dtype) -> torch.Tensor:
+    """``fn`` (torch.rand / torch.randn) on ``device``, from ``generator`` on its own device if given."""
+    if generator is None:
+        return fn(shape, device=device, dtype=dtype)
+    return fn(shape, generator=generator, device=generator.device, dtype=dtype).to(device)
+
+
 def random_uniform(
     shape: tuple[int, ...],
     *,
@@ -119,9 +127,7 @@ def random_uniform(
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """U[0, 1) samples on ``device``, drawn from ``generator`` (on its own device) if given."""
-    if generator is None:
-        return torch.rand(shape, device=device, dtype=dtype)
-    return torch.rand(shape, generator=generator, device=generator.device, dtype=dtype).to(device)
+    return _draw(torch.rand, shape, device, generator, dtype)
 
 
 def random_normal(
@@ -132,9 +138,7 @@ def random_normal(
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """N(0, 1) samples on ``device``, drawn from ``generator`` (on its own device) if given."""
-    if generator is None:
-        return torch.randn(shape, device=device, dtype=dtype)
-    return torch.randn(shape, generator=generator, device=generator.device, dtype=dtype).to(device)
+    return _draw(torch.randn, shape, device, generator, dtype)
 
 
 def _check_batch(x: torch.Tensor, name: str = "x") -> None:

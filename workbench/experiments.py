@@ -383,21 +383,16 @@ def load_experiment(path: str | Path, scale: str = DEFAULT_SCALE) -> Experiment:
     the file has no variant for, grid or fixed parameters the notebook does not declare
     (compared with its ``parameters`` cell), or parameters the runner sets itself.
     """
+    from .config import read_yaml_mapping
     from .figures import FIGURES
     from .params import SCALES
 
     path = Path(path)
     if not path.is_file():
         raise ExperimentError(f"experiment file {path} not found.")
-    try:
-        spec = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ExperimentError(f"{path}: not valid YAML ({err})") from None
-    if not isinstance(spec, dict):
-        raise ExperimentError(f"{path}: expected a mapping with keys {', '.join(TOP_LEVEL_KEYS)}")
-    unknown = sorted(set(spec) - set(TOP_LEVEL_KEYS))
-    if unknown:
-        raise ExperimentError(f"{path}: unknown key(s) {unknown}; allowed: {', '.join(TOP_LEVEL_KEYS)}")
+    allowed = ", ".join(TOP_LEVEL_KEYS)
+    spec = read_yaml_mapping(path, TOP_LEVEL_KEYS, expected=f"a mapping with keys {allowed}",
+                             unknown=f"unknown key(s) {{keys}}; allowed: {allowed}", error=ExperimentError)
     for key in ("name", "notebook"):
         if not spec.get(key):
             raise ExperimentError(f"{path}: missing '{key}'")

@@ -153,15 +153,24 @@ def _paper_axis(ax, xs, ys, label: str):
     return twin
 
 
+def _task_rows(rows, task: str | None, by_method: bool = False):
+    """The rows as a frame, the task (default MTAT top 50), its metrics, and the copy of the
+    task's rows with those metrics (``method`` filled from ``model`` where missing)."""
+    df = _frame(rows)
+    task = _pick_task(df, task or "mtat_top50")
+    metrics = _task_metrics(df, task)
+    sub = df[(df["task"] == task) & df["metric"].isin(metrics)].copy()
+    if by_method and "method" not in sub.columns:
+        sub["method"] = sub.get("model", "model")
+    return df, task, metrics, sub
+
+
 def table6_p_bs(rows, path: str | Path, task: str | None = None) -> Path:
     """Table 6 and Figure 2: the probe metric against b_s (p = 1), against p (b_s = 0.5) and
     with p = b_s varied together (Figure 2, the paper's Table 2), ours beside the paper's."""
     from .paper_numbers import TABLE2, TABLE6
 
-    df = _frame(rows)
-    task = _pick_task(df, task or "mtat_top50")
-    metrics = _task_metrics(df, task)
-    sub = df[(df["task"] == task) & df["metric"].isin(metrics)].copy()
+    df, task, metrics, sub = _task_rows(rows, task)
     sub["p"], sub["b_s"] = sub["p"].astype(float), sub["b_s"].astype(float)
     ours = _over_seeds(sub, ["metric", "p", "b_s"])
     blocks = [
@@ -213,12 +222,7 @@ def table7_views(rows, path: str | Path, task: str | None = None) -> Path:
     method family (SSL, SL, Semi-SL), ours beside the paper's."""
     from .paper_numbers import TABLE7
 
-    df = _frame(rows)
-    task = _pick_task(df, task or "mtat_top50")
-    metrics = _task_metrics(df, task)
-    sub = df[(df["task"] == task) & df["metric"].isin(metrics)].copy()
-    if "method" not in sub.columns:
-        sub["method"] = sub.get("model", "model")
+    df, task, metrics, sub = _task_rows(rows, task, by_method=True)
     sub["n_views"] = sub["n_views"].astype(int)
     ours = _over_seeds(sub, ["metric", "method", "n_views"])
     paper_keys = {"simclr": "ssl", "clmr": "ssl", "supcon": "sl", "semisupcon": "semi"}
@@ -261,12 +265,7 @@ def table4_criterion(rows, path: str | Path, task: str | None = None) -> Path:
     supervised and semi-supervised contrastive models, ours beside the paper's."""
     from .paper_numbers import TABLE4
 
-    df = _frame(rows)
-    task = _pick_task(df, task or "mtat_top50")
-    metrics = _task_metrics(df, task)
-    sub = df[(df["task"] == task) & df["metric"].isin(metrics)].copy()
-    if "method" not in sub.columns:
-        sub["method"] = sub.get("model", "model")
+    df, task, metrics, sub = _task_rows(rows, task, by_method=True)
     sub["criterion"] = sub["criterion"].astype(str)
     ours = _over_seeds(sub, ["metric", "method", "criterion"])
     paper_criteria = [str(r["criterion"]) for r in TABLE4["rows"]]

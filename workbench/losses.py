@@ -10,21 +10,21 @@ projected embeddings ``z`` (B clips x N views, any row order) and a target matri
 
 Special cases pinned by ``tests/test_losses.py``:
 
-* all rows unlabeled, N = 2  ->  SimCLR NT-Xent (:func:`nt_xent`, written the SimCLR way);
-* all rows labeled, single label  ->  SupCon ``L_out`` (:func:`supcon_loss`, written the
+* all rows unlabeled, N = 2  ->  SimCLR NT-Xent (``nt_xent`` in ``tests/reference_losses.py``,
+  written the SimCLR way);
+* all rows labeled, single label  ->  SupCon ``L_out`` (``supcon_loss`` there, written the
   Khosla et al. way).
 
-``LOSSES`` maps method names to callables (solo-learn style).  Their signatures differ
-because the methods consume different inputs:
+``LOSSES`` maps loss names to the production callables (solo-learn style).  Their
+signatures differ because the methods consume different inputs:
 
-* ``"semisupcon"``: ``semisupcon_loss(z, targets, temperature=0.1)``
-* ``"simclr"``:     ``nt_xent(z1, z2, temperature=0.5)``
-* ``"supcon"``:     ``supcon_loss(features[bsz, n_views, dim], labels, temperature=0.1)``
+* ``"semisupcon"``: ``semisupcon_loss(z, targets, temperature=0.1)``, which also trains the
+  ``simclr`` and ``supcon`` methods (their ``target_matrix``, identical numbers)
 * ``"cola"``:       ``bilinear_contrastive_loss(anchor, positive, W, temperature=1.0)``
 * ``"msa"``:        ``msa_contrastive_loss(anchor, positive, W, silent, temperature, centroid=True)``
 
-A trainer can express SimCLR and SupCon through ``semisupcon_loss`` + ``target_matrix``
-(identical numbers); the dedicated functions exist as independent references.
+The SimCLR and SupCon formulas written the papers' way are independent references, so they
+live with the tests that compare against them (``tests/reference_losses.py``, lightly style).
 """
 
 from __future__ import annotations
@@ -43,8 +43,6 @@ __all__ = [
     "target_matrix",
     "semisupcon_loss",
     "semisupcon_loss_parts",
-    "nt_xent",
-    "supcon_loss",
     "bilinear_contrastive_loss",
     "msa_candidates",
     "msa_contrastive_loss",
@@ -279,94 +277,6 @@ def semisupcon_loss_parts(
     return {"loss": loss, "ssl": ssl, "sl": sl}
 
 
-# --------------------------------------------------------------------------- references
-def nt_xent(
-    z1: torch.Tensor, z2: torch.Tensor, temperature: float = SIMCLR_TEMPERATURE
-) -> torch.Tensor:
-    """SimCLR NT-Xent, written the SimCLR/CLMR way (independent reference).
-
-    ``z = cat(z1, z2)`` (2N rows, normalised); the positive of row i sits at offset
-    ``+N`` / ``-N``; the other 2N - 2 off-diagonal rows are negatives; cross-entropy with
-    the positive in column 0, averaged over the 2N anchors.
-    """
-    if z1.shape != z2.shape or z1.dim() != 2:
-        raise ValueError(
-            f"nt_xent: z1 and z2 must both be [N, D] with equal shapes; got "
-            f"{tuple(z1.shape)} and {tuple(z2.shape)}."
-        )
-    _check_temperature(temperature, "nt_xent")
-    n = z1.shape[0]
-    with torch.autocast(device_type=z1.device.type, enabled=False):
-        z = F.normalize(torch.cat([z1, z2], dim=0).float(), dim=1)
-        sim = z @ z.T / temperature
-        sim_i_j = torch.diag(sim, n)
-        sim_j_i = torch.diag(sim, -n)
-        positives = torch.cat([sim_i_j, sim_j_i]).reshape(2 * n, 1)
-        mask = torch.ones(2 * n, 2 * n, dtype=torch.bool, device=z.device)
-        mask.fill_diagonal_(False)
-        idx = torch.arange(n, device=z.device)
-        mask[idx, idx + n] = False
-        mask[idx + n, idx] = False
-        negatives = sim[mask].reshape(2 * n, -1)
-        logits = torch.cat([positives, negatives], dim=1)
-        labels = torch.zeros(2 * n, dtype=torch.long, device=z.device)
-        return F.cross_entropy(logits, labels, reduction="sum") / (2 * n)
-
-
-def supcon_loss(
-    features: torch.Tensor,
-    labels: torch.Tensor | None = None,
-    temperature: float = DEFAULT_TEMPERATURE,
-    base_temperature: float | None = None,
-) -> torch.Tensor:
-    """Supervised contrastive loss ``L_out``, written the Khosla et al. (SupContrast) way.
-
-    Args:
-        features: ``[bsz, n_views, dim]``; normalised here along ``dim``.
-        labels: ``[bsz]`` class ids, or ``None`` for SimCLR (positives = other views).
-        temperature: tau.
-        base_temperature: the SupContrast rescaling ``tau / base_tau`` (default ``tau``,
-            i.e. no rescaling).
-
-    ``contrast_mode="all"``: every view is an anchor; loss averaged over all anchors.
-    """
-    if features.dim() != 3:
-        raise ValueError(
-            f"supcon_loss: features must be [bsz, n_views, dim]; got {tuple(features.shape)}."
-        )
-    _check_temperature(temperature, "supcon_loss")
-    base_temperature = temperature if base_temperature is None else base_temperature
-    device = features.device
-    bsz, n_views = features.shape[0], features.shape[1]
-    with torch.autocast(device_type=device.type, enabled=False):
-        features = F.normalize(features.float(), dim=2)
-        if labels is None:
-            mask = torch.eye(bsz, dtype=torch.float32, device=device)
-        else:
-            labels = labels.contiguous().view(-1, 1).to(device)
-            if labels.shape[0] != bsz:
-                raise ValueError("supcon_loss: number of labels does not match features.")
-            mask = torch.eq(labels, labels.T).float()
-        contrast_feature = torch.cat(torch.unbind(features, dim=1), dim=0)
-        anchor_feature = contrast_feature
-        anchor_count = n_views
-        anchor_dot_contrast = anchor_feature @ contrast_feature.T / temperature
-        logits_max, _ = torch.max(anchor_dot_contrast, dim=1, keepdim=True)
-        logits = anchor_dot_contrast - logits_max.detach()
-        mask = mask.repeat(anchor_count, n_views)
-        logits_mask = torch.ones_like(mask)
-        idx = torch.arange(bsz * anchor_count, device=device)
-        logits_mask[idx, idx] = 0
-        mask = mask * logits_mask
-        exp_logits = torch.exp(logits) * logits_mask
-        log_prob = logits - torch.log(exp_logits.sum(1, keepdim=True))
-        mask_pos_pairs = mask.sum(1)
-        mask_pos_pairs = torch.where(mask_pos_pairs < 1e-6, 1, mask_pos_pairs)
-        mean_log_prob_pos = (mask * log_prob).sum(1) / mask_pos_pairs
-        loss = -(temperature / base_temperature) * mean_log_prob_pos
-        return loss.view(anchor_count, bsz).mean()
-
-
 # --------------------------------------------------------------------------- COLA / MSA
 def bilinear_contrastive_loss(
     anchor: torch.Tensor,
@@ -381,20 +291,31 @@ def bilinear_contrastive_loss(
     positive)`` to the ``[B, B]`` similarity matrix (e.g. ``models.cola.BilinearSimilarity``).
     ``temperature`` divides the similarities (1 in COLA; the MSA variant tunes it).
     """
+    _check_pairs(anchor, positive, temperature, "bilinear_contrastive_loss")
+    targets = torch.arange(anchor.shape[0], device=anchor.device)
+    return _bilinear_cross_entropy(anchor, positive, targets, W, temperature, "bilinear_contrastive_loss")
+
+
+def _check_pairs(anchor: torch.Tensor, positive: torch.Tensor, temperature: float, name: str) -> None:
     if anchor.dim() != 2 or anchor.shape != positive.shape:
         raise ValueError(
-            "bilinear_contrastive_loss: anchor and positive must both be [B, D]; got "
+            f"{name}: anchor and positive must both be [B, D]; got "
             f"{tuple(anchor.shape)} and {tuple(positive.shape)}."
         )
-    _check_temperature(temperature, "bilinear_contrastive_loss")
+    _check_temperature(temperature, name)
+
+
+def _bilinear_cross_entropy(anchor: torch.Tensor, candidates: torch.Tensor, targets: torch.Tensor,
+                            W: torch.Tensor | Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                            temperature: float, name: str) -> torch.Tensor:
+    """Cross-entropy of each anchor's ``a_i^T W c_j / temperature`` row against its target index."""
     if isinstance(W, torch.Tensor):
         d = anchor.shape[1]
         if tuple(W.shape) != (d, d):
-            raise ValueError(f"bilinear_contrastive_loss: W must be [{d}, {d}]; got {tuple(W.shape)}.")
-        logits = anchor @ W @ positive.T
+            raise ValueError(f"{name}: W must be [{d}, {d}]; got {tuple(W.shape)}.")
+        logits = anchor @ W @ candidates.T
     else:
-        logits = W(anchor, positive)
-    targets = torch.arange(anchor.shape[0], device=anchor.device)
+        logits = W(anchor, candidates)
     return F.cross_entropy(logits.float() / temperature, targets)
 
 
@@ -441,28 +362,14 @@ def msa_contrastive_loss(
     (``W`` a ``[D, D]`` matrix or a module mapping ``(anchor, candidates)`` to scores).
     ``centroid=False`` or no silent row: exactly :func:`bilinear_contrastive_loss`.
     """
-    if anchor.dim() != 2 or anchor.shape != positive.shape:
-        raise ValueError(
-            "msa_contrastive_loss: anchor and positive must both be [B, D]; got "
-            f"{tuple(anchor.shape)} and {tuple(positive.shape)}."
-        )
-    _check_temperature(temperature, "msa_contrastive_loss")
+    _check_pairs(anchor, positive, temperature, "msa_contrastive_loss")
     candidates, targets = msa_candidates(positive, silent, centroid)
-    if isinstance(W, torch.Tensor):
-        d = anchor.shape[1]
-        if tuple(W.shape) != (d, d):
-            raise ValueError(f"msa_contrastive_loss: W must be [{d}, {d}]; got {tuple(W.shape)}.")
-        logits = anchor @ W @ candidates.T
-    else:
-        logits = W(anchor, candidates)
-    return F.cross_entropy(logits.float() / temperature, targets)
+    return _bilinear_cross_entropy(anchor, candidates, targets, W, temperature, "msa_contrastive_loss")
 
 
-#: Method name -> loss callable (see the module docstring for the signatures).
+#: Loss name -> production loss callable (see the module docstring for the signatures).
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "semisupcon": semisupcon_loss,
-    "simclr": nt_xent,
-    "supcon": supcon_loss,
     "cola": bilinear_contrastive_loss,
     "msa": msa_contrastive_loss,
 }

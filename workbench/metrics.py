@@ -102,15 +102,21 @@ def _valid_label_columns(y_true: np.ndarray, classes: Sequence[str] | None, metr
 
 # ---------------------------------------------------------------- tagging
 
-def roc_auc_macro(y_true, scores, classes: Sequence[str] | None = None) -> float:
-    """Macro ROC-AUC over classes with both positives and negatives in ``y_true``."""
-    from sklearn.metrics import roc_auc_score
-
+def _tag_arrays(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
+    """Tag targets (int64) and scores (float64), both [N, C] of one shape."""
     y = _as_2d(y_true, "y_true").astype(np.int64)
     s = _as_2d(scores, "scores").astype(np.float64)
     _check_lengths(y, s)
     if y.shape != s.shape:
         raise ValueError(f"y_true {y.shape} and scores {s.shape} must have the same shape.")
+    return y, s
+
+
+def roc_auc_macro(y_true, scores, classes: Sequence[str] | None = None) -> float:
+    """Macro ROC-AUC over classes with both positives and negatives in ``y_true``."""
+    from sklearn.metrics import roc_auc_score
+
+    y, s = _tag_arrays(y_true, scores)
     ok = _valid_label_columns(y, classes, "roc_auc")
     return float(roc_auc_score(y[:, ok], s[:, ok], average="macro"))
 
@@ -119,11 +125,7 @@ def average_precision_macro(y_true, scores, classes: Sequence[str] | None = None
     """Macro average precision (PR-AUC) over classes with positives and negatives."""
     from sklearn.metrics import average_precision_score
 
-    y = _as_2d(y_true, "y_true").astype(np.int64)
-    s = _as_2d(scores, "scores").astype(np.float64)
-    _check_lengths(y, s)
-    if y.shape != s.shape:
-        raise ValueError(f"y_true {y.shape} and scores {s.shape} must have the same shape.")
+    y, s = _tag_arrays(y_true, scores)
     ok = _valid_label_columns(y, classes, "average_precision")
     return float(average_precision_score(y[:, ok], s[:, ok], average="macro"))
 

@@ -165,10 +165,7 @@ def task_list(value: Any) -> list[str]:
 
 def _tasks(kinds: Sequence[str] | None = None, allow_empty: bool = False):
     def check(name: str, value: Any) -> list[str]:
-        try:
-            names = task_list(value)
-        except TypeError as err:
-            raise _fail(name, value, str(err)) from None
+        names = _free_names(name, value)
         if not names and not allow_empty:
             raise _fail(name, value, "name at least one task, e.g. nsynth_pitch,mtat_top50")
         return [_task_name(name, n, kinds) for n in names]
@@ -183,10 +180,7 @@ def _numbers(low: float | None = None, high: float | None = None, *, integer: bo
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             values = [value]
         else:
-            try:
-                values = task_list(value)
-            except TypeError as err:
-                raise _fail(name, value, str(err)) from None
+            values = _free_names(name, value)
         if not values and not allow_empty:
             raise _fail(name, value, "give at least one value, e.g. 0,1,2")
         return [item(name, v) for v in values]
@@ -197,10 +191,7 @@ def _names(choices: Callable[[], Sequence[str]]):
     choose = _choice(choices)
 
     def check(name: str, value: Any) -> list[str]:
-        try:
-            names = task_list(value)
-        except TypeError as err:
-            raise _fail(name, value, str(err)) from None
+        names = _free_names(name, value)
         if not names:
             raise _fail(name, value, f"name at least one of {', '.join(choices())}")
         return [choose(name, n) for n in names]
@@ -208,6 +199,7 @@ def _names(choices: Callable[[], Sequence[str]]):
 
 
 def _free_names(name: str, value: Any) -> list[str]:
+    """``value`` as a list of strings (a list, or "a,b" / "a b"); the field's error otherwise."""
     try:
         return task_list(value)
     except TypeError as err:
@@ -229,10 +221,7 @@ def _path(must_exist: bool = False, optional: bool = False):
 
 def _paths(optional: bool = True):
     def check(name: str, value: Any) -> list[Path]:
-        try:
-            items = task_list(value)
-        except TypeError as err:
-            raise _fail(name, value, str(err)) from None
+        items = _free_names(name, value)
         if not items and not optional:
             raise _fail(name, value, "give at least one path")
         out = []

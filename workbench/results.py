@@ -77,13 +77,14 @@ def aggregate(records: Iterable[dict]) -> list[dict]:
     return rows
 
 
+#: numpy scalars and paths, as the plain Python values results hold.
+_PLAIN = ((np.integer, int), (np.floating, float), (Path, str))
+
+
 def _canon(v):
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating,)):
-        return float(v)
-    if isinstance(v, Path):
-        return str(v)
+    for kind, plain in _PLAIN:
+        if isinstance(v, kind):
+            return plain(v)
     return v
 
 
@@ -114,14 +115,10 @@ def write_results(rows: Sequence[dict], path_json: str | Path, path_csv: str | P
 
 
 def _json_default(v):
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating,)):
-        return float(v)
-    if isinstance(v, (np.bool_,)):
+    if isinstance(v, np.bool_):
         return bool(v)
-    if isinstance(v, Path):
-        return str(v)
+    if isinstance(v, tuple(kind for kind, _ in _PLAIN)):
+        return _canon(v)
     raise TypeError(f"cannot write {type(v).__name__} to JSON")
 
 

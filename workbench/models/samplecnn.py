@@ -29,7 +29,7 @@ at any time, e.g. ``model.impl = "eager"``):
   oneDNN's NHWC weight gradient at 19 683 frames took 13x its forward and a third of the
   paper step (torch.profiler; ``benchmarks/encoder.py`` times the step).
 
-Numerics: in float64 both paths agree to 1e-10 (``tests/test_models.py``).  In float32
+Numerics: in float64 both paths agree to 1e-10 (``tests/models/test_models.py``).  In float32
 the fast path's round-off is ~2e-5 relative (the eager one's ~2e-6; the NHWC BatchNorm
 kernel sums less accurately).  As in any max-pool network, a window whose two largest
 values differ by less than the round-off may select another argmax, which moves the

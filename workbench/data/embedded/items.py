@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["Item", "RENDER_SAMPLE_RATE", "TRAIN_SOUNDFONTS", "TEST_SOUNDFONTS", "SOUNDFONT_ORDER", "TASK_CODES",
-           "item_rng", "plan_rng", "num_samples", "write_audio", "write_mp3", "write_wav", "fade", "peak_gain", "render_mix"]
+           "item_rng", "plan_rng", "num_samples", "write_audio", "write_mp3", "write_wav", "fade", "peak_gain", "render_mix",
+           "tag_summary_rows"]
 
 RENDER_SAMPLE_RATE = 16000
 TRAIN_SOUNDFONTS = ("FluidR3_GM", "GeneralUser")
@@ -101,3 +102,15 @@ def write_wav(path: Path, audio: np.ndarray) -> None:
     """16-bit PCM WAV at :data:`RENDER_SAMPLE_RATE`."""
     pcm = np.round(np.clip(audio, -1.0, 1.0) * np.iinfo(np.int16).max).astype(np.int16)
     write_audio(path, pcm, format="WAV", subtype="PCM_16")
+
+
+def tag_summary_rows(name: str, items: list[Item], results: dict[int, dict]) -> list[dict]:
+    """Summary rows of a tagging stand-in: clips, seconds, distinct tags and sound fonts per split."""
+    rows = []
+    for split in ("train", "valid", "test"):
+        its = [it for it in items if it.split == split]
+        tags = {t for it in its for t in results[it.index]["tags"]}
+        rows.append({"dataset": name, "split": split, "clips": len(its),
+                     "seconds": float(sum(results[it.index]["seconds"] for it in its)),
+                     "classes": f"{len(tags)} tags", "soundfonts": sorted({it.soundfont for it in its})})
+    return rows

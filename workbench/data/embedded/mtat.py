@@ -24,7 +24,7 @@ import numpy as np
 
 from . import annotator, music
 from .items import (RENDER_SAMPLE_RATE, TEST_SOUNDFONTS, TRAIN_SOUNDFONTS, Item, fade, item_rng, num_samples,
-                    peak_gain, plan_rng, write_mp3)
+                    peak_gain, plan_rng, tag_summary_rows, write_mp3)
 from .music import Key
 from .scales import Scale
 
@@ -115,11 +115,4 @@ def statistics(items: list[Item], results: dict[int, dict]) -> dict:
 
 
 def summary_rows(items: list[Item], results: dict[int, dict]) -> list[dict]:
-    rows = []
-    for split in ("train", "valid", "test"):
-        its = [it for it in items if it.split == split]
-        tags = {t for it in its for t in results[it.index]["tags"]}
-        rows.append({"dataset": NAME, "split": split, "clips": len(its),
-                     "seconds": float(sum(results[it.index]["seconds"] for it in its)),
-                     "classes": f"{len(tags)} tags", "soundfonts": sorted({it.soundfont for it in its})})
-    return rows
+    return tag_summary_rows(NAME, items, results)

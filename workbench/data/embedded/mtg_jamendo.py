@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from . import music
-from .items import (TEST_SOUNDFONTS, TRAIN_SOUNDFONTS, Item, item_rng, plan_rng, render_mix, write_mp3)
+from .items import (TEST_SOUNDFONTS, TRAIN_SOUNDFONTS, Item, item_rng, plan_rng, render_mix, tag_summary_rows,
+                    write_mp3)
 from .scales import Scale
 
 NAME = "mtg_jamendo"
@@ -160,14 +161,7 @@ def write(root: Path, items: list[Item], results: dict[int, dict]) -> None:
 
 
 def summary_rows(items: list[Item], results: dict[int, dict]) -> list[dict]:
-    rows = []
-    for split in ("train", "valid", "test"):
-        its = [it for it in items if it.split == split]
-        tags = {t for it in its for t in results[it.index]["tags"]}
-        rows.append({"dataset": NAME, "split": split, "clips": len(its),
-                     "seconds": float(sum(results[it.index]["seconds"] for it in its)), "classes": f"{len(tags)} tags",
-                     "soundfonts": sorted({it.soundfont for it in its})})
-    return rows
+    return tag_summary_rows(NAME, items, results)
 
 
 def statistics(items: list[Item], results: dict[int, dict]) -> dict:

@@ -29,7 +29,7 @@ __all__ = [
     "AUDIO_EXTENSIONS", "DEFAULT_SPLIT_SEED", "DataWarning", "DatasetLayoutError", "MANIFEST_COLUMNS",
     "audio_status", "ensure_rows",
     "SPLITS", "drop_duplicate_ids", "drop_unusable_audio", "find_existing", "hashed_split", "layout_error",
-    "make_manifest", "natural_key", "require", "warn",
+    "make_manifest", "natural_key", "require", "task_root", "usable_manifest", "warn",
 ]
 
 SPLITS = ("train", "valid", "test")
@@ -174,6 +174,22 @@ def make_manifest(rows: list[dict], extras: Sequence[str] = ()) -> pd.DataFrame:
     if df.empty:
         df = pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
     return df
+
+
+def task_root(spec, root: Path | str, dataset: str, tasks: Sequence[str]) -> Path:
+    """Refuse a task this loader does not build; the data root, expanded and resolved."""
+    if spec.name not in tasks:
+        names = tasks[0] if len(tasks) == 1 else " or ".join(tasks) if len(tasks) == 2 else f"one of {sorted(tasks)}"
+        raise ValueError(f"{dataset} loader has no task {spec.name!r}; use {names}.")
+    return Path(root).expanduser().resolve()
+
+
+def usable_manifest(rows: list[dict], dataset: str, extras: Sequence[str] = (), *, root: Path | None = None,
+                    layout: str = "") -> pd.DataFrame:
+    """:func:`make_manifest`, less duplicate ids and unusable audio; with ``root``, at least one
+    row is left (:func:`ensure_rows`)."""
+    df = drop_unusable_audio(drop_duplicate_ids(make_manifest(rows, extras), dataset), dataset)
+    return df if root is None else ensure_rows(df, dataset, root, layout)
 
 
 def ensure_rows(df: pd.DataFrame, dataset: str, root: Path, layout: str) -> pd.DataFrame:

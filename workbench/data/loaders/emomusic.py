@@ -24,8 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..tasks import Task
-from ._common import (drop_duplicate_ids, drop_unusable_audio, ensure_rows, find_existing, hashed_split,
-                      layout_error, make_manifest, warn)
+from ._common import find_existing, hashed_split, layout_error, task_root, usable_manifest, warn
 
 __all__ = ["build", "TARGETS", "VALID_FRACTION"]
 
@@ -69,9 +68,7 @@ def _artist_key(name: str) -> str:
 
 def build(spec: Task, root: Path) -> tuple[pd.DataFrame, list[str]]:
     """Manifest of ``emomusic`` (regression, two outputs)."""
-    if spec.name != "emomusic":
-        raise ValueError(f"{DATASET} loader has no task {spec.name!r}; use emomusic.")
-    root = Path(root).expanduser().resolve()
+    root = task_root(spec, root, DATASET, ("emomusic",))
     info_path = find_existing([root / "songs_info.csv", root / "annotations" / "songs_info.csv"])
     if info_path is None:
         raise layout_error(DATASET, root / "songs_info.csv", LAYOUT)
@@ -104,10 +101,7 @@ def build(spec: Task, root: Path) -> tuple[pd.DataFrame, list[str]]:
     if no_set or unlabeled:
         warn(DATASET, f"left out {len(no_set)} song(s) outside the Mediaeval 2013 sets and {len(unlabeled)} "
                       f"without static annotations ({(no_set + unlabeled)[:3]}).")
-    df = make_manifest(rows, EXTRAS)
-    df = drop_duplicate_ids(df, DATASET)
-    df = drop_unusable_audio(df, DATASET)
-    ensure_rows(df, DATASET, root, LAYOUT)
+    df = usable_manifest(rows, DATASET, EXTRAS, root=root, layout=LAYOUT)
     dev = df["split"] == "dev"
     df.loc[dev, "split"] = hashed_split(df.loc[dev, "artist"].map(_artist_key).tolist(),
                                         {"train": 1 - VALID_FRACTION, "valid": VALID_FRACTION},

@@ -27,8 +27,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..tasks import Task
-from ._common import (AUDIO_EXTENSIONS, drop_duplicate_ids, drop_unusable_audio, ensure_rows, find_existing,
-                      hashed_split, layout_error, make_manifest, natural_key, warn)
+from ._common import (AUDIO_EXTENSIONS, ensure_rows, find_existing, hashed_split, layout_error, natural_key, task_root,
+                      usable_manifest, warn)
 
 __all__ = ["build", "find_tracks_csv", "read_tracks_csv", "audio_folder"]
 
@@ -128,9 +128,7 @@ def scan_audio(audio_dir: Path) -> list[Path]:
 
 def build(spec: Task, root: Path) -> tuple[pd.DataFrame, list[str]]:
     """Manifest of ``fma_medium`` (unlabeled) or ``fma_genre`` (multiclass top genre)."""
-    if spec.name not in ("fma_medium", "fma_genre"):
-        raise ValueError(f"{DATASET} loader has no task {spec.name!r}; use fma_medium or fma_genre.")
-    root = Path(root).expanduser().resolve()
+    root = task_root(spec, root, DATASET, ("fma_medium", "fma_genre"))
     audio_dir = audio_folder(root)
     files = scan_audio(audio_dir)
     if not files:
@@ -150,9 +148,7 @@ def build(spec: Task, root: Path) -> tuple[pd.DataFrame, list[str]]:
             split = _text_or_none(meta.at[track, "official_split"])
         rows.append({"id": track, "path": str(f), "split": split, "target": None, "track": track,
                      "genre": genre, "stems": _stems(audio_dir, f)})
-    df = make_manifest(rows, EXTRAS)
-    df = drop_duplicate_ids(df, DATASET)
-    df = drop_unusable_audio(df, DATASET)
+    df = usable_manifest(rows, DATASET, EXTRAS)
     need = df["split"].isna()
     if need.any():
         df.loc[need, "split"] = hashed_split(df.loc[need, "id"].tolist(), SPLIT_FRACTIONS, SPLIT_SEED, salt=DATASET)

@@ -28,8 +28,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..tasks import Task
-from ._common import (AUDIO_EXTENSIONS, drop_duplicate_ids, drop_unusable_audio, ensure_rows, hashed_split,
-                      layout_error, make_manifest, natural_key, warn)
+from ._common import (AUDIO_EXTENSIONS, drop_unusable_audio, ensure_rows, hashed_split, layout_error, make_manifest,
+                      natural_key, task_root, usable_manifest, warn)
 
 __all__ = ["build", "folder_kind", "folder_task", "labels_csv", "LABELS_FILE", "audio_extensions", "scan_audio"]
 
@@ -136,9 +136,7 @@ def _assign_splits(df: pd.DataFrame) -> pd.DataFrame:
 
 def build(spec: Task, root: Path) -> tuple[pd.DataFrame, list[str]]:
     """Manifest of ``folder``: unlabeled, or labeled by ``labels.csv`` / a CSV root."""
-    if spec.name != "folder":
-        raise ValueError(f"{DATASET} loader has no task {spec.name!r}; use folder.")
-    root = Path(root).expanduser().resolve()
+    root = task_root(spec, root, DATASET, ("folder",))
     csv_path = labels_csv(root)
     base = csv_path.parent if csv_path is not None else root
     if csv_path is None:
@@ -187,10 +185,7 @@ def build(spec: Task, root: Path) -> tuple[pd.DataFrame, list[str]]:
     if unlabeled:
         warn(DATASET, f"{len(unlabeled)} row(s) of {csv_path} have an empty label and are left out "
                       f"({unlabeled[:3]}).")
-    df = make_manifest([{**r, "target": None} for r in rows], ["labels"])
-    df = drop_duplicate_ids(df, DATASET)
-    df = drop_unusable_audio(df, DATASET)
-    ensure_rows(df, DATASET, root, LAYOUT)
+    df = usable_manifest([{**r, "target": None} for r in rows], DATASET, ["labels"], root=root, layout=LAYOUT)
     listed = set(df["path"])
     extra = [f for f in scan_audio(base) if str(f) not in listed and f != csv_path]
     if extra:

@@ -25,8 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..tasks import KEY_CLASSES, Task
-from ._common import (drop_duplicate_ids, drop_unusable_audio, ensure_rows, hashed_split, layout_error,
-                      make_manifest, require, warn)
+from ._common import ensure_rows, hashed_split, layout_error, require, task_root, usable_manifest, warn
 
 __all__ = ["build", "fold_key", "VALID_FRACTION", "SPLIT_SEED", "MIN_CONFIDENCE"]
 
@@ -157,12 +156,8 @@ def _read_mtg_set(root: Path) -> list[dict]:
 
 def build(spec: Task, root: Path) -> tuple[pd.DataFrame, list[str]]:
     """Manifest of ``giantsteps_key``: MTG key set -> train/valid, GiantSteps key set -> test."""
-    if spec.name != "giantsteps_key":
-        raise ValueError(f"{DATASET} loader has no task {spec.name!r}; use giantsteps_key.")
-    root = Path(root).expanduser().resolve()
-    df = make_manifest(_read_mtg_set(root) + _read_key_set(root), EXTRAS)
-    df = drop_duplicate_ids(df, DATASET)
-    df = drop_unusable_audio(df, DATASET)
+    root = task_root(spec, root, DATASET, ("giantsteps_key",))
+    df = usable_manifest(_read_mtg_set(root) + _read_key_set(root), DATASET, EXTRAS)
     mtg = df["source"] == MTG_SET
     df.loc[mtg, "split"] = hashed_split(df.loc[mtg, "id"].tolist(),
                                         {"train": 1 - VALID_FRACTION, "valid": VALID_FRACTION},

@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..tasks import Task
-from ._common import (drop_duplicate_ids, drop_unusable_audio, ensure_rows, layout_error, make_manifest, warn)
+from ._common import layout_error, task_root, usable_manifest, warn
 
 __all__ = ["GENRES", "SPLITS_FILE", "build", "extract_splits", "load_splits"]
 
@@ -88,9 +88,7 @@ def _readable(path: Path) -> bool:
 
 def build(spec: Task, root: Path) -> tuple[pd.DataFrame, list[str]]:
     """Manifest of ``gtzan_genre`` (fault-filtered split)."""
-    if spec.name != "gtzan_genre":
-        raise ValueError(f"{DATASET} loader has no task {spec.name!r}; use gtzan_genre.")
-    root = Path(root).expanduser().resolve()
+    root = task_root(spec, root, DATASET, ("gtzan_genre",))
     folder = genres_folder(root)
     rows, unreadable = [], []
     for split, ids in load_splits().items():
@@ -105,10 +103,7 @@ def build(spec: Task, root: Path) -> tuple[pd.DataFrame, list[str]]:
                          "genre": genre})
     if unreadable:
         warn(DATASET, f"known unreadable file(s) {unreadable} dropped (a broken copy in some GTZAN downloads).")
-    df = make_manifest(rows, EXTRAS)
-    df = drop_duplicate_ids(df, DATASET)
-    df = drop_unusable_audio(df, DATASET)
-    ensure_rows(df, DATASET, root, LAYOUT)
+    df = usable_manifest(rows, DATASET, EXTRAS, root=root, layout=LAYOUT)
     return df, list(GENRES)
 
 

@@ -22,8 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..tasks import Task
-from ._common import (drop_duplicate_ids, drop_unusable_audio, ensure_rows, hashed_split, layout_error,
-                      make_manifest, warn)
+from ._common import hashed_split, layout_error, task_root, usable_manifest, warn
 
 __all__ = ["build", "read_metadata", "TOP_K"]
 
@@ -76,9 +75,7 @@ def _metadata_files(root: Path) -> list[tuple[Path, Path]]:
 
 def build(spec: Task, root: Path) -> tuple[pd.DataFrame, list[str]]:
     """Manifest of ``medleydb_instrument``."""
-    if spec.name != "medleydb_instrument":
-        raise ValueError(f"{DATASET} loader has no task {spec.name!r}; use medleydb_instrument.")
-    root = Path(root).expanduser().resolve()
+    root = task_root(spec, root, DATASET, ("medleydb_instrument",))
     files = _metadata_files(root)
     if not files:
         raise layout_error(DATASET, root / f"<Track>/<Track>{METADATA_SUFFIX}", LAYOUT)
@@ -106,10 +103,7 @@ def build(spec: Task, root: Path) -> tuple[pd.DataFrame, list[str]]:
                          "instrument": str(instrument).strip(), "component": str(stem.get("component") or "")})
     if multi:
         warn(DATASET, f"{len(multi)} stem(s) list several instruments and are left out ({multi[:3]}).")
-    df = make_manifest(rows, EXTRAS)
-    df = drop_duplicate_ids(df, DATASET)
-    df = drop_unusable_audio(df, DATASET)
-    ensure_rows(df, DATASET, root, LAYOUT)
+    df = usable_manifest(rows, DATASET, EXTRAS, root=root, layout=LAYOUT)
     counts = Counter(df["instrument"])
     classes = [name for name, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_K]]
     df = df[df["instrument"].isin(classes)].reset_index(drop=True)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..tasks import Task
-from ._common import (drop_duplicate_ids, drop_unusable_audio, ensure_rows, make_manifest, require, warn)
+from ._common import require, task_root, usable_manifest, warn
 
 DATASET = "mtat"
 ANNOTATIONS = "annotations_final.csv"
@@ -79,9 +79,7 @@ def _audio_base(root: Path) -> Path:
 
 def build(spec: Task, root: Path) -> tuple[pd.DataFrame, list[str]]:
     """Manifest of ``mtat_top50`` or ``mtat_all``."""
-    if spec.name not in ("mtat_top50", "mtat_all"):
-        raise ValueError(f"{DATASET} loader has no task {spec.name!r}; use mtat_top50 or mtat_all.")
-    root = Path(root).expanduser().resolve()
+    root = task_root(spec, root, DATASET, ("mtat_top50", "mtat_all"))
     path = require(root / ANNOTATIONS, DATASET, LAYOUT)
     table, tags = read_annotations(path)
     matrix = _tag_matrix(table, tags, path)
@@ -103,8 +101,5 @@ def build(spec: Task, root: Path) -> tuple[pd.DataFrame, list[str]]:
     if bad_folder:
         warn(DATASET, f"{len(bad_folder)} row(s) of {path} have an mp3_path outside folders 0-f and were "
                       f"dropped ({bad_folder[:3]}).")
-    df = make_manifest(rows, EXTRAS)
-    df = drop_duplicate_ids(df, DATASET)
-    df = drop_unusable_audio(df, DATASET)
-    ensure_rows(df, DATASET, root, LAYOUT)
+    df = usable_manifest(rows, DATASET, EXTRAS, root=root, layout=LAYOUT)
     return df, list(classes)

@@ -20,8 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..tasks import Task
-from ._common import (drop_duplicate_ids, drop_unusable_audio, ensure_rows, find_existing, layout_error,
-                      make_manifest, warn)
+from ._common import find_existing, layout_error, task_root, usable_manifest, warn
 
 DATASET = "mtg_jamendo"
 SPLIT_NAME = "split-0"
@@ -79,9 +78,7 @@ def _resolve_audio(root: Path, rel: str) -> Path:
 
 def build(spec: Task, root: Path) -> tuple[pd.DataFrame, list[str]]:
     """Manifest of one MTG-Jamendo autotagging task (split 0)."""
-    if spec.name not in TASK_FILES:
-        raise ValueError(f"{DATASET} loader has no task {spec.name!r}; use one of {sorted(TASK_FILES)}.")
-    root = Path(root).expanduser().resolve()
+    root = task_root(spec, root, DATASET, tuple(TASK_FILES))
     folder = splits_folder(root)
     per_split: dict[str, list[dict]] = {}
     for file_split, split in FILE_SPLITS.items():
@@ -101,8 +98,5 @@ def build(spec: Task, root: Path) -> tuple[pd.DataFrame, list[str]]:
     if unknown:
         warn(DATASET, f"{spec.name}: {len(unknown)} tag(s) of valid/test never occur in train and are ignored "
                       f"({sorted(unknown)[:3]}).")
-    df = make_manifest(rows, EXTRAS)
-    df = drop_duplicate_ids(df, DATASET)
-    df = drop_unusable_audio(df, DATASET)
-    ensure_rows(df, DATASET, root, LAYOUT)
+    df = usable_manifest(rows, DATASET, EXTRAS, root=root, layout=LAYOUT)
     return df, classes

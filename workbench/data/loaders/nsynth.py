@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..tasks import NSYNTH_FAMILIES, NSYNTH_PITCHES, Task
-from ._common import (drop_duplicate_ids, drop_unusable_audio, ensure_rows, make_manifest, require, warn)
+from ._common import require, task_root, usable_manifest, warn
 
 DATASET = "nsynth"
 SPLIT_FOLDERS = {"train": "nsynth-train", "valid": "nsynth-valid", "test": "nsynth-test"}
@@ -80,9 +80,7 @@ def _int_field(note: dict, field: str, note_id: str, path: Path) -> int:
 
 def build(spec: Task, root: Path) -> tuple[pd.DataFrame, list[str]]:
     """Manifest of ``nsynth_pitch`` or ``nsynth_instrument`` read from ``root``."""
-    if spec.name not in ("nsynth_pitch", "nsynth_instrument"):
-        raise ValueError(f"{DATASET} loader has no task {spec.name!r}; use nsynth_pitch or nsynth_instrument.")
-    root = Path(root).expanduser().resolve()
+    root = task_root(spec, root, DATASET, ("nsynth_pitch", "nsynth_instrument"))
     rows: list[dict] = []
     out_of_range: list[str] = []
     for split, folder in SPLIT_FOLDERS.items():
@@ -116,9 +114,6 @@ def build(spec: Task, root: Path) -> tuple[pd.DataFrame, list[str]]:
     if out_of_range:
         warn(DATASET, f"{len(out_of_range)} note(s) outside MIDI {MIN_PITCH}-{MAX_PITCH} dropped from "
                       f"{spec.name} ({out_of_range[:3]}).")
-    df = make_manifest(rows, EXTRAS)
-    df = drop_duplicate_ids(df, DATASET)
-    df = drop_unusable_audio(df, DATASET)
-    ensure_rows(df, DATASET, root, LAYOUT)
+    df = usable_manifest(rows, DATASET, EXTRAS, root=root, layout=LAYOUT)
     classes = NSYNTH_PITCHES if spec.name == "nsynth_pitch" else NSYNTH_FAMILIES
     return df, list(classes)

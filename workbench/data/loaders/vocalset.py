@@ -26,8 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..tasks import Task
-from ._common import (drop_duplicate_ids, drop_unusable_audio, ensure_rows, hashed_split, layout_error,
-                      make_manifest, natural_key, warn)
+from ._common import ensure_rows, hashed_split, layout_error, natural_key, task_root, usable_manifest, warn
 
 __all__ = ["build", "technique_singer_split", "TECHNIQUE_TEST_SINGERS"]
 
@@ -102,16 +101,12 @@ def scan(full: Path) -> list[dict]:
 
 def build(spec: Task, root: Path) -> tuple[pd.DataFrame, list[str]]:
     """Manifest of ``vocalset_singer`` or ``vocalset_technique``."""
-    if spec.name not in ("vocalset_singer", "vocalset_technique"):
-        raise ValueError(f"{DATASET} loader has no task {spec.name!r}; use vocalset_singer or vocalset_technique.")
-    root = Path(root).expanduser().resolve()
+    root = task_root(spec, root, DATASET, ("vocalset_singer", "vocalset_technique"))
     full = full_folder(root)
     rows = scan(full)
     if not rows:
         raise layout_error(DATASET, full / "<singer>/<context>/<technique>/<file>.wav", LAYOUT)
-    df = make_manifest([{**r, "split": None, "target": None} for r in rows], EXTRAS)
-    df = drop_duplicate_ids(df, DATASET)
-    df = drop_unusable_audio(df, DATASET)
+    df = usable_manifest([{**r, "split": None, "target": None} for r in rows], DATASET, EXTRAS)
     singers = sorted(df["singer"].unique(), key=natural_key)
     if spec.name == "vocalset_singer":
         classes = singers

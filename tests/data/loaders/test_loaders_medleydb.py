@@ -11,10 +11,10 @@ import pytest
 import soundfile as sf
 import yaml
 
+from loaderkit import assert_deterministic, manifest_warnings
 from workbench import data
 from workbench.data.loaders import DataWarning, DatasetLayoutError
 from workbench.data.loaders import medleydb as loader
-from workbench.data.tasks import get_spec
 
 SR = 16000
 # 3 frequent instruments and 19 singletons: 22 in all, so the top-20 cut removes two singletons.
@@ -67,9 +67,7 @@ def tree(tmp_path: Path) -> tuple[Path, dict[str, str]]:
 
 def test_manifest_top20_and_track_disjoint_split(tree) -> None:
     root, kept = tree
-    with pytest.warns(DataWarning) as record:
-        df = data.manifest("medleydb_instrument", root=root)
-    messages = " ".join(str(w.message) for w in record)
+    df, messages = manifest_warnings("medleydb_instrument", root)
     assert f"{N_TRACKS} stem(s) list several instruments" in messages
     assert "1 with missing audio (Artist0_Song0_STEM_01)" in messages
     with warnings.catch_warnings():
@@ -89,11 +87,7 @@ def test_manifest_top20_and_track_disjoint_split(tree) -> None:
 
 def test_deterministic(tree) -> None:
     root, _ = tree
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DataWarning)
-        a = loader.build(get_spec("medleydb_instrument"), root)
-        b = loader.build(get_spec("medleydb_instrument"), root)
-    assert a[0].equals(b[0]) and a[1] == b[1]
+    assert_deterministic(loader, "medleydb_instrument", root)
 
 
 def test_audio_and_metadata_folders_layout(tmp_path: Path) -> None:

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from loaderkit import assert_deterministic, manifest_warnings
 from workbench import data
 from workbench.data.loaders import DataWarning, DatasetLayoutError
 from workbench.data.loaders import mtg_jamendo as loader
-from workbench.data.tasks import get_spec
 
 SR = 16000
 HEADER = "TRACK_ID\tARTIST_ID\tALBUM_ID\tPATH\tDURATION\tTAGS"
@@ -59,9 +59,7 @@ def tree(tmp_path: Path) -> Path:
 
 
 def test_genre_manifest(tree: Path) -> None:
-    with pytest.warns(DataWarning) as record:
-        df = data.manifest("mtg_genre", root=tree)
-    messages = " ".join(str(w.message) for w in record)
+    df, messages = manifest_warnings("mtg_genre", tree)
     assert "1 tag(s) of valid/test never occur in train" in messages and "genre---jazz" in messages
     assert "1 duplicate id" in messages and "1 with missing audio (track_0000005)" in messages
     with warnings.catch_warnings():
@@ -92,11 +90,7 @@ def test_repository_layout_and_other_tasks(tmp_path: Path) -> None:
 
 
 def test_deterministic(tree: Path) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DataWarning)
-        a, ca = loader.build(get_spec("mtg_genre"), tree)
-        b, cb = loader.build(get_spec("mtg_genre"), tree)
-    assert a.equals(b) and ca == cb
+    assert_deterministic(loader, "mtg_genre", tree)
 
 
 def test_missing_splits_folder_names_it(tmp_path: Path) -> None:

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from loaderkit import assert_deterministic, manifest_warnings
 from workbench import data
 from workbench.data.loaders import DataWarning, DatasetLayoutError
 from workbench.data.loaders import nsynth as loader
-from workbench.data.tasks import get_spec
 
 SR = 16000
 
@@ -63,9 +63,7 @@ def tree(tmp_path: Path) -> Path:
 
 
 def test_pitch_targets_splits_and_awkward_rows(tree: Path) -> None:
-    with pytest.warns(DataWarning) as record:
-        df = data.manifest("nsynth_pitch", root=tree)
-    messages = " ".join(str(w.message) for w in record)
+    df, messages = manifest_warnings("nsynth_pitch", tree)
     assert "2 note(s) outside MIDI 9-120" in messages
     assert "1 duplicate id" in messages and "keyboard_acoustic_001-060-100" in messages
     assert "1 with missing audio" in messages and NO_AUDIO in messages
@@ -104,11 +102,7 @@ def test_instrument_targets_keep_every_pitch(tree: Path) -> None:
 
 
 def test_deterministic(tree: Path) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DataWarning)
-        a, _ = loader.build(get_spec("nsynth_pitch"), tree)
-        b, _ = loader.build(get_spec("nsynth_pitch"), tree)
-    assert a.equals(b)
+    assert_deterministic(loader, "nsynth_pitch", tree)
 
 
 def test_duplicate_key_inside_one_examples_json_keeps_first(tmp_path: Path) -> None:

@@ -541,7 +541,7 @@ def test_every_claim_condition_resolves_and_gives_a_finite_loss(embedded):
 
     from workbench.claims import registry
 
-    spec = yaml.safe_load((Path(__file__).parents[1] / "experiments" / "msa_claims.yaml").read_text())
+    spec = yaml.safe_load((Path(__file__).parents[2] / "experiments" / "msa_claims.yaml").read_text())
     assert registry.MSA_VARIANTS == spec["conditions"]  # the registry reads this file
     for claim in spec["claims"].values():
         assert set(claim["compare"]) <= set(spec["conditions"])

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from loaderkit import manifest_warnings
 from workbench import data
 from workbench.data.loaders import DataWarning, DatasetLayoutError
 from workbench.data.loaders import folder as loader
@@ -60,9 +61,7 @@ def test_multiclass_csv_with_partial_splits(tmp_path: Path) -> None:
         "sub/deeper/f.WAV,guitar,Validation\nmissing.wav,piano,train\nd.ogg,,train\nh.wav,voice,train\n"
         "a.wav,voice,test\n"
     )
-    with pytest.warns(DataWarning) as record:
-        df = data.manifest("folder", root=root)
-    messages = " ".join(str(w.message) for w in record)
+    df, messages = manifest_warnings("folder", root)
     assert "1 row(s)" in messages and "empty label" in messages           # d.ogg
     assert "1 with missing audio (missing.wav)" in messages
     assert "1 duplicate id" in messages and "a.wav" in messages

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from loaderkit import assert_deterministic, manifest_warnings
 from workbench import data
 from workbench.data.loaders import DataWarning, DatasetLayoutError
 from workbench.data.loaders import mtat as loader
-from workbench.data.tasks import get_spec
 
 SR = 16000
 N_TAGS = 55
@@ -74,9 +74,7 @@ def expected_target(row: int, classes: list[int]) -> list[int]:
 
 
 def test_top50_classes_targets_and_splits(tree: Path) -> None:
-    with pytest.warns(DataWarning) as record:
-        df = data.manifest("mtat_top50", root=tree)
-    messages = " ".join(str(w.message) for w in record)
+    df, messages = manifest_warnings("mtat_top50", tree)
     assert "1 with missing audio (26)" in messages and "1 with zero-byte audio (22)" in messages
     assert "1 duplicate id" in messages
     with warnings.catch_warnings():
@@ -127,11 +125,7 @@ def test_audio_under_mp3_folder(tmp_path: Path) -> None:
 
 
 def test_deterministic(tree: Path) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DataWarning)
-        a, ca = loader.build(get_spec("mtat_top50"), tree)
-        b, cb = loader.build(get_spec("mtat_top50"), tree)
-    assert a.equals(b) and ca == cb
+    assert_deterministic(loader, "mtat_top50", tree)
 
 
 def test_missing_csv_names_the_file(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from loaderkit import manifest_warnings
 from workbench import data
 from workbench.data.loaders import DataWarning, DatasetLayoutError
 from workbench.data.loaders import emomusic as loader
@@ -62,9 +63,7 @@ def tree(tmp_path: Path) -> Path:
 
 
 def test_sets_and_artist_disjoint_split(tree: Path) -> None:
-    with pytest.warns(DataWarning) as record:
-        df = data.manifest("emomusic", root=tree)
-    messages = " ".join(str(w.message) for w in record)
+    df, messages = manifest_warnings("emomusic", tree)
     assert "left out 1 song(s) outside the Mediaeval 2013 sets and 1 without static annotations" in messages
     assert "1 with missing audio (32)" in messages
     split = dict(zip(df["id"], df["split"]))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from loaderkit import manifest_warnings
 from workbench import data
 from workbench.data.loaders import DataWarning, DatasetLayoutError
 from workbench.data.loaders import giantsteps as loader
@@ -77,9 +78,7 @@ def test_fold_key(text: str, expected: str | None) -> None:
 
 
 def test_manifest_targets_and_splits(tree: Path) -> None:
-    with pytest.warns(DataWarning) as record:
-        df = data.manifest("giantsteps_key", root=tree)
-    messages = " ".join(str(w.message) for w in record)
+    df, messages = manifest_warnings("giantsteps_key", tree)
     assert "skipped 1 with confidence < 2 and 3 without one unambiguous" in messages
     assert "1 test annotation(s)" in messages and "104" in messages
     assert "1 duplicate id" in messages and "mtg-1005" in messages
