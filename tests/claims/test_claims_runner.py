@@ -15,7 +15,7 @@ from workbench.claims import cells as C
 from workbench.claims import report, store
 from workbench.claims.registry import HEADLINE, PLANS, Claim, Condition, Part, build_grid, semi, ssl
 from workbench.claims.runner import Runner
-from workbench.data.embedded import GENERATOR_VERSION as GV
+from workbench.data.embedded import DATASET_VERSIONS
 
 AUC = ("metric", "mtat_top50", "roc_auc")
 #: The value the fake executor reports for each recipe: SemiSupCon clearly above SSL.
@@ -42,8 +42,12 @@ class FakeExecutor:
                 "wall_s": 1.0, "cpu_s": 1.0, "synthetic": True}
 
 
+#: The version of the data the fake cells read (the MTAT stand-in's).
+MTAT_V = DATASET_VERSIONS["mtat"]
+
+
 def _identity(version):
-    return lambda tasks: {"mtat": {"synthetic": True, "generator_version": version}}
+    return lambda tasks: {"mtat": {"synthetic": True, "dataset_version": version}}
 
 
 def test_resume_skips_finished_cells_and_a_changed_hash_recomputes(tmp_path):
@@ -53,22 +57,22 @@ def test_resume_skips_finished_cells_and_a_changed_hash_recomputes(tmp_path):
                                      "semi-mtat_top50-p1-bs0.5-s1", "ssl-s2", "semi-mtat_top50-p1-bs0.5-s2"]
     fake = FakeExecutor()
     logs = []
-    runner = Runner(grid, tmp_path, executor=fake, identity=_identity(GV), log=logs.append)
+    runner = Runner(grid, tmp_path, executor=fake, identity=_identity(MTAT_V), log=logs.append)
     # a runner killed after two cells: only those two are on disk
     first = runner.run(cells[:2])
     assert first["ran"] == [c.id for c in cells[:2]]
     stored = json.loads((tmp_path / "ssl-s0.json").read_text())
     for key in ("hash", "spec_hash", "spec", "data", "code", "wall_s", "cpu_s", "metrics", "seed"):
         assert key in stored
-    assert stored["data"] == {"mtat": {"synthetic": True, "generator_version": GV}}
+    assert stored["data"] == {"mtat": {"synthetic": True, "dataset_version": MTAT_V}}
     # the next run skips them and runs the rest
     second = runner.run(cells)
     assert second["skipped"] == [c.id for c in cells[:2]] and second["ran"] == [c.id for c in cells[2:]]
     assert fake.calls == [c.id for c in cells]
-    assert Runner(grid, tmp_path, executor=fake, identity=_identity(GV)).run(cells)["ran"] == []
-    # new data (another generator version): every cell's hash changes, each is recomputed and the log says so
+    assert Runner(grid, tmp_path, executor=fake, identity=_identity(MTAT_V)).run(cells)["ran"] == []
+    # new data (another version of the data set): every cell's hash changes, each is recomputed and the log says so
     logs.clear()
-    third = Runner(grid, tmp_path, executor=fake, identity=_identity(GV + "-next"), log=logs.append).run(cells)
+    third = Runner(grid, tmp_path, executor=fake, identity=_identity(MTAT_V + "-next"), log=logs.append).run(cells)
     assert third["ran"] == [c.id for c in cells]
     assert any("config hash changed" in line and "recomputing" in line for line in logs)
 
@@ -82,7 +86,7 @@ def test_a_failing_cell_is_recorded_and_the_grid_goes_on(tmp_path):
             raise RuntimeError("out of memory")
         return fake(cell, *a, **kw)
 
-    out = Runner(grid, tmp_path, executor=flaky, identity=_identity(GV), log=lambda s: None).run(
+    out = Runner(grid, tmp_path, executor=flaky, identity=_identity(MTAT_V), log=lambda s: None).run(
         list(grid.cells.values()))
     assert [c for c, _ in out["failed"]] == ["ssl-s1"] and len(out["ran"]) == 5
     assert "out of memory" in (tmp_path / "failures" / "ssl-s1.txt").read_text()
@@ -97,11 +101,11 @@ def test_two_runners_never_share_a_cell_and_can_share_a_grid(tmp_path):
 
     def executor_a(cell, *a, **kw):
         if cell.id == "ssl-s0":  # while A holds ssl-s0, B works the same grid
-            other = Runner(grid, tmp_path, executor=fake, identity=_identity(GV), log=lambda s: None)
+            other = Runner(grid, tmp_path, executor=fake, identity=_identity(MTAT_V), log=lambda s: None)
             seen["b"] = other.run(cells[:2])
         return fake(cell, *a, **kw)
 
-    a = Runner(grid, tmp_path, executor=executor_a, identity=_identity(GV), log=lambda s: None).run(cells[:2])
+    a = Runner(grid, tmp_path, executor=executor_a, identity=_identity(MTAT_V), log=lambda s: None).run(cells[:2])
     assert seen["b"]["locked"] == ["ssl-s0"] and seen["b"]["ran"] == ["semi-mtat_top50-p1-bs0.5-s0"]
     assert a["ran"] == ["ssl-s0"] and a["skipped"] == ["semi-mtat_top50-p1-bs0.5-s0"]  # B finished it
     assert fake.calls.count("ssl-s0") == 1 and fake.calls.count("semi-mtat_top50-p1-bs0.5-s0") == 1
@@ -133,7 +137,7 @@ def test_a_stale_lock_is_taken_over_and_a_live_one_is_respected(tmp_path):
 def test_report_schema_verdicts_and_pending(tmp_path):
     grid = _grid()
     cells = list(grid.cells.values())
-    Runner(grid, tmp_path, executor=FakeExecutor(), identity=_identity(GV), log=lambda s: None).run(cells[:4])
+    Runner(grid, tmp_path, executor=FakeExecutor(), identity=_identity(MTAT_V), log=lambda s: None).run(cells[:4])
     payload, missing = report.build_report("smoke", tmp_path, grid)
     assert set(payload) == {"scale", "synthetic", "rule", "claims"} and payload["synthetic"] is True
     claim = payload["claims"][0]
@@ -142,7 +146,7 @@ def test_report_schema_verdicts_and_pending(tmp_path):
     assert set(part) == {"metric", "expect", "conditions", "test", "statistic", "p_value", "verdict"}
     assert all(set(c) == {"label", "x", "values"} for c in part["conditions"])
     assert claim["verdict"] == "pending" and any("ssl-s2" in m for m in missing["T3-tags"])
-    Runner(grid, tmp_path, executor=FakeExecutor(), identity=_identity(GV), log=lambda s: None).run(cells)
+    Runner(grid, tmp_path, executor=FakeExecutor(), identity=_identity(MTAT_V), log=lambda s: None).run(cells)
     payload, missing = report.build_report("smoke", tmp_path, grid)
     part = payload["claims"][0]["parts"][0]
     assert [c["values"] for c in part["conditions"]] == [FAKE["ssl"], FAKE["semi-mtat_top50-p1-bs0.5"]]
@@ -220,14 +224,131 @@ def test_cli_dry_run_lists_cells_and_refuses_bad_input(tmp_path, capsys):
 
 
 def test_the_report_ignores_results_of_an_older_benchmark(tmp_path):
-    from workbench.data.embedded import GENERATOR_VERSION
-
     grid = _grid()
     cells = list(grid.cells.values())
-    old = lambda tasks: {"mtat": {"synthetic": True, "generator_version": "0-old"}}  # noqa: E731
+    old = lambda tasks: {"mtat": {"synthetic": True, "dataset_version": "0-old"}}  # noqa: E731
     Runner(grid, tmp_path, executor=FakeExecutor(), identity=old, log=lambda s: None).run(cells)
     payload, missing = report.build_report("smoke", tmp_path, grid)
     assert payload["claims"][0]["verdict"] == "pending"
-    assert any(f"now v{GENERATOR_VERSION}" in m for m in missing["T3-tags"])
-    Runner(grid, tmp_path, executor=FakeExecutor(), identity=_identity(GENERATOR_VERSION), log=lambda s: None).run(cells)
+    assert any(f"mtat v0-old, now v{DATASET_VERSIONS['mtat']}" in m for m in missing["T3-tags"])
+    now = lambda tasks: {"mtat": {"synthetic": True, "dataset_version": DATASET_VERSIONS["mtat"]}}  # noqa: E731
+    Runner(grid, tmp_path, executor=FakeExecutor(), identity=now, log=lambda s: None).run(cells)
     assert report.build_report("smoke", tmp_path, grid)[0]["claims"][0]["verdict"] == "holds"
+
+
+# --------------------------------------------------------------------------- per-data-set versions
+NSYNTH_ACC = ("metric", "nsynth_pitch", "accuracy")
+
+
+def _two_data_grid(seeds=(0, 1)):
+    """T3-tags (SSL and SemiSupCon cells: they read mtat and the fma_medium pool) and a claim
+    whose end-to-end cells read nsynth only."""
+    from workbench.claims.registry import supervised
+
+    sup = supervised("nsynth_pitch")
+    pitch = Claim("T4-sup", "Table 4", "end-to-end pitch", {}, "table4", HEADLINE,
+                  [Part("nsynth_pitch accuracy", "greater", (Condition("a", (sup,), NSYNTH_ACC, seeds),
+                                                             Condition("b", (sup,), NSYNTH_ACC, seeds)))])
+    tags = _grid(seeds).claims[0]
+    return build_grid("smoke", claims=[tags, pitch], plan={**PLANS["smoke"], "headline_seeds": seeds})
+
+
+def _any_executor(cell, scale, probe_seeds, **_):
+    if cell.recipe.trainer == "supervised":
+        return {"metrics": {"nsynth_pitch": {"accuracy": 0.5}}, "wall_s": 1.0, "synthetic": True}
+    return FakeExecutor()(cell, scale, probe_seeds)
+
+
+def _fake_tree(monkeypatch, tmp_path, versions: dict | None, generator_version: str) -> None:
+    """An embedded tree whose SYNTHETIC.json says ``versions`` (None: a tree rendered before
+    per-data-set versions); the claims' data identity is read from it for real."""
+    from workbench.data import roots
+
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("WORKBENCH_EMBEDDED_SCALE", "tiny")
+    monkeypatch.delenv("WORKBENCH_DATA", raising=False)
+    monkeypatch.setattr(C, "_IDENTITY_CACHE", {})
+    tree = roots.embedded_path("tiny", 0)
+    tree.mkdir(parents=True, exist_ok=True)
+    meta = {"generator_version": generator_version, "scale": "tiny", "seed": 0}
+    if versions is not None:
+        meta["dataset_versions"] = versions
+    (tree / "SYNTHETIC.json").write_text(json.dumps(meta))
+
+
+def _bump(monkeypatch, tmp_path, dataset: str, version: str) -> None:
+    """What a change to one stand-in does: its VERSION (and so the code's table) and its render."""
+    from workbench.data import embedded
+
+    monkeypatch.setitem(embedded.DATASET_VERSIONS, dataset, version)
+    _fake_tree(monkeypatch, tmp_path, dict(embedded.DATASET_VERSIONS), version)
+
+
+def test_bumping_one_data_set_invalidates_only_the_cells_reading_it(tmp_path, monkeypatch):
+    from workbench.claims.runner import plan_states
+    grid = _two_data_grid()
+    cells = list(grid.cells.values())
+    reads = {c.id: set(C.data_identity(C.datasets_of(c, C.resolve(c.recipe, "smoke", c.seed)))) for c in cells}
+    nsynth_cells = sorted(c for c, ds in reads.items() if "nsynth" in ds)
+    mtat_cells = sorted(c for c, ds in reads.items() if "mtat" in ds)
+    assert nsynth_cells and mtat_cells and not set(nsynth_cells) & set(mtat_cells)
+    assert all(reads[c] == {"mtat", "fma_medium"} for c in mtat_cells)
+
+    results = tmp_path / "results"
+    _fake_tree(monkeypatch, tmp_path, dict(DATASET_VERSIONS), "5")
+    assert Runner(grid, results, executor=_any_executor, log=lambda s: None).run(cells)["ran"] == [c.id for c in cells]
+    stored = json.loads((results / f"{nsynth_cells[0]}.json").read_text())
+    assert stored["data"] == {"nsynth": {"synthetic": True, "dataset_version": DATASET_VERSIONS["nsynth"],
+                                         "scale": "tiny", "seed": 0}}
+    assert {st.state for st in plan_states(grid, cells, results)} == {"done"}
+
+    _bump(monkeypatch, tmp_path, "nsynth", "99")  # a new NSynth stand-in (and so a new tree)
+    states = {st.cell.id: st.state for st in plan_states(grid, cells, results)}
+    assert sorted(c for c, s in states.items() if s == "changed") == nsynth_cells
+    payload, missing = report.build_report("smoke", results, grid)
+    verdicts = {c["id"]: c["verdict"] for c in payload["claims"]}
+    assert verdicts == {"T3-tags": "holds", "T4-sup": "pending"}
+    assert all("nsynth v5, now v99" in m for m in missing["T4-sup"]) and not missing["T3-tags"]
+    second = Runner(grid, results, executor=_any_executor, log=lambda s: None).run(cells)
+    assert sorted(second["ran"]) == nsynth_cells and sorted(second["skipped"]) == mtat_cells
+
+    _bump(monkeypatch, tmp_path, "fma_medium", "100")  # the pool every pretraining cell reads
+    states = {st.cell.id: st.state for st in plan_states(grid, cells, results)}
+    assert sorted(c for c, s in states.items() if s == "changed") == mtat_cells
+
+
+def test_results_written_before_per_data_set_versions_stay_valid_until_their_data_set_changes(tmp_path, monkeypatch):
+    """A result of the old format carries the whole generator's version 5 for every data set
+    it read; it counts as run on version 5 of each (every data set was at 5 then)."""
+    from workbench.claims.runner import plan_states
+    grid = _two_data_grid(seeds=(0,))
+    cells = list(grid.cells.values())
+    results = tmp_path / "results"
+    _fake_tree(monkeypatch, tmp_path, None, "5")  # a tree of the old generator: no dataset_versions
+    assert C.data_identity(["mtat_top50"]) == {"mtat": {"synthetic": True, "dataset_version": "5", "scale": "tiny",
+                                                        "seed": 0}}
+
+    def legacy(tasks):  # what the old data_identity recorded
+        return {ds: {"synthetic": True, "generator_version": "5", "scale": "tiny", "seed": 0}
+                for ds in C.data_identity(tasks)}
+
+    Runner(grid, results, executor=_any_executor, identity=legacy, log=lambda s: None).run(cells)
+    for ds in DATASET_VERSIONS:  # the code with every data set still at 5
+        monkeypatch.setitem(DATASET_VERSIONS, ds, "5")
+    _fake_tree(monkeypatch, tmp_path, dict(DATASET_VERSIONS), "5")
+    assert {st.state for st in plan_states(grid, cells, results)} == {"done"}
+    assert Runner(grid, results, executor=_any_executor, log=lambda s: None).run(cells)["ran"] == []
+    assert not any(report.build_report("smoke", results, grid)[1].values())
+
+    _bump(monkeypatch, tmp_path, "mtat", "6")
+    states = {st.cell.id: st.state for st in plan_states(grid, cells, results)}
+    assert {c for c, s in states.items() if s == "changed"} == {c.id for c in cells if c.recipe.trainer == "pretrain"}
+    assert any("mtat v5, now v6" in m for m in report.build_report("smoke", results, grid)[1]["T3-tags"])
+
+
+def test_the_tree_version_is_the_highest_data_set_version():
+    from workbench.data import embedded
+
+    assert set(embedded.DATASET_VERSIONS) == set(embedded.EMBEDDED_DATASETS)
+    assert {m.NAME: m.VERSION for m in embedded.STAND_INS} == embedded.DATASET_VERSIONS
+    assert embedded.GENERATOR_VERSION == str(max(int(v) for v in embedded.DATASET_VERSIONS.values()))

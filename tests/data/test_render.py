@@ -186,6 +186,54 @@ def test_fma_layout_and_stems_sum_to_mix(tiny):
         assert corr > 0.98 and abs(gain - 1) < 0.05, (mix_path, corr, gain)
 
 
+#: FMA medium's sixteen top genres (genres.csv, top level), and the one each style of the pool is.
+FMA_TOP_GENRES = {"Blues", "Classical", "Country", "Easy Listening", "Electronic", "Experimental", "Folk", "Hip-Hop",
+                  "Instrumental", "International", "Jazz", "Old-Time / Historic", "Pop", "Rock", "Soul-RnB", "Spoken"}
+STYLE_GENRE = {"classical": "Classical", "rock": "Rock", "electronic": "Electronic", "ambient": "Instrumental",
+               "jazz": "Jazz", "country": "Country", "indian": "International", "pop": "Pop"}
+
+
+def test_fma_genre_is_each_pieces_planned_style(tiny):
+    """``fma_genre`` on the tiny render: the FMA loader reads tracks.csv, each piece's top genre
+    is the style it was arranged in, FMA's header rows, every split non-empty."""
+    from workbench import data
+    from workbench.data.embedded import fma_medium as fma_stand_in
+
+    out, meta = tiny
+    rows = (out / "fma_medium" / "fma_metadata" / "tracks.csv").read_text().splitlines()
+    assert rows[0].split(",")[:3] == ["", "set", "set"] and rows[2].startswith("track_id,")
+    planned = {it.params["track"]: it.params["style"] for it in fma_stand_in.plan(embedded.SCALES["tiny"], 0)}
+    root = out / "fma_medium"
+    spec = data.task("fma_genre", root)
+    df = data.manifest("fma_genre", root)
+    assert sorted(df["id"]) == sorted(planned)
+    assert dict(zip(df["id"], df["genre"])) == {t: STYLE_GENRE[s] for t, s in planned.items()}
+    assert set(spec.classes) <= FMA_TOP_GENRES and list(spec.classes) == sorted(set(df["genre"]))
+    assert [spec.classes[t] for t in df["target"]] == list(df["genre"])
+    assert set(df["split"]) == {"train", "valid", "test"}
+    assert meta["dataset_versions"] == embedded.DATASET_VERSIONS
+    counts = meta["statistics"]["fma_medium"]["genre_top"]
+    assert sum(n for by_genre in counts.values() for n in by_genre.values()) == len(planned)
+    # the pool reads the same splits as the genre task
+    pool = data.manifest("fma_medium", root)
+    assert dict(zip(pool["id"], pool["split"])) == dict(zip(df["id"], df["split"]))
+
+
+def test_fma_splits_are_stratified_by_genre_at_the_demo_scale():
+    from collections import Counter
+
+    from workbench.data.embedded import fma_medium as fma_stand_in
+
+    items = fma_stand_in.plan(embedded.SCALES["demo"], 0)
+    assert fma_stand_in.plan(embedded.SCALES["demo"], 0) == items  # deterministic
+    per_genre = Counter(it.params["genre_top"] for it in items)
+    assert set(per_genre) == set(STYLE_GENRE.values())
+    for (genre, split), n in Counter((it.params["genre_top"], it.params["split"]) for it in items).items():
+        share = {"training": 0.8, "validation": 0.1, "test": 0.1}[split]
+        assert abs(n - share * per_genre[genre]) <= 1.5, (genre, split, n, per_genre[genre])
+    assert Counter(it.params["split"] for it in items) == {"training": 160, "validation": 20, "test": 20}
+
+
 # --------------------------------------------------------------------------- labels by analysis
 def test_nsynth_pitch_agrees_with_f0(tiny):
     out, _ = tiny
@@ -427,14 +475,14 @@ def test_soundfont_env_override(tmp_path, monkeypatch):
 def test_ensure_rendered_renders_once_across_concurrent_callers(tmp_path, monkeypatch, capsys):
     calls = []
 
-    def fake_render(out, scale, seed, progress):
+    def fake_render(out, scale, seed, names, progress):
         calls.append((scale, seed))
         time.sleep(0.3)
         out.mkdir(parents=True)
-        (out / embedded.MARKER).write_text("{}")
+        (out / embedded.MARKER).write_text("{}")  # no "datasets": a tree holding them all
         return {}
 
-    monkeypatch.setattr(runner, "_render_locked", fake_render)
+    monkeypatch.setattr(runner, "_add_locked", fake_render)
     out = tmp_path / "cache" / "tiny-seed0-v1"
     threads = [threading.Thread(target=embedded.ensure_rendered, args=(out, "tiny", 0)) for _ in range(3)]
     for t in threads:
@@ -444,6 +492,55 @@ def test_ensure_rendered_renders_once_across_concurrent_callers(tmp_path, monkey
     assert calls == [("tiny", 0)]
     assert embedded.ensure_rendered(out, "tiny", 0) == out.absolute()
     assert capsys.readouterr().out.count("rendering the embedded benchmark") == 1
+
+
+def test_roots_render_only_the_data_set_asked_for_with_the_same_bytes(tiny, tmp_path, monkeypatch):
+    """Resolving one data set renders it alone (byte-identical to its part of a full render);
+    the next data set is added beside it; asking for all fills in the rest once."""
+    from workbench import data
+    from workbench.data import roots
+
+    out, meta = tiny
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
+    monkeypatch.setenv("WORKBENCH_EMBEDDED_SCALE", "tiny")
+    monkeypatch.delenv("WORKBENCH_DATA", raising=False)
+    tree = roots.embedded_path("tiny", 0)
+    full = _hashes(out)
+    part = lambda name: {k: v for k, v in full.items() if k.startswith(f"{name}/")}  # noqa: E731
+    assert data.data_root("gtzan_genre").path == (tree / "gtzan").resolve()
+    assert sorted(p.name for p in tree.iterdir()) == [embedded.MARKER, "gtzan"]
+    assert embedded.rendered_datasets(tree) == {"gtzan"} and _hashes(tree) == part("gtzan")
+    first = json.loads((tree / embedded.MARKER).read_text())
+    assert first["datasets"] == ["gtzan"] and first["tasks"] == ["gtzan_genre"]
+    assert first["dataset_versions"] == {"gtzan": embedded.DATASET_VERSIONS["gtzan"]}
+    assert first["counts"] == {"gtzan": meta["counts"]["gtzan"]}
+    before = (tree / "gtzan" / "genres" / "blues").stat().st_mtime_ns
+    data.data_root("fma_genre")  # another data set: added beside, the first left alone
+    assert embedded.rendered_datasets(tree) == {"gtzan", "fma_medium"}
+    assert _hashes(tree) == {**part("gtzan"), **part("fma_medium")}
+    assert (tree / "gtzan" / "genres" / "blues").stat().st_mtime_ns == before
+    genres = lambda root=None: sorted(data.manifest("fma_genre", root)["genre"])  # noqa: E731
+    assert genres() == genres(out / "fma_medium")
+    roots.embedded_dir("tiny", 0)  # all: the rest
+    after = json.loads((tree / embedded.MARKER).read_text())
+    assert _hashes(tree) == full and after["datasets"] == list(embedded.EMBEDDED_DATASETS)
+    for key in ("counts", "seconds", "summary", "tasks", "statistics", "dataset_versions"):
+        assert after[key] == meta[key], key
+    assert not list(tmp_path.glob("embedded/.*partial*"))
+    with pytest.raises(ValueError, match="unknown embedded data set"):
+        embedded.ensure_rendered(tree, "tiny", 0, datasets=["mtta"])
+
+
+def test_a_data_set_folder_left_unlisted_by_a_killed_render_is_rendered_again(tmp_path, monkeypatch):
+    tree = tmp_path / "bench"
+    tree.mkdir()
+    (tree / embedded.MARKER).write_text(json.dumps({"datasets": [], "scale": "tiny", "seed": 0}))
+    (tree / "emomusic").mkdir()
+    (tree / "emomusic" / "half-written.mp3").write_bytes(b"x")  # renamed in, killed before the marker
+    embedded.ensure_rendered(tree, "tiny", 0, datasets=["emomusic"])
+    assert not (tree / "emomusic" / "half-written.mp3").exists()
+    assert embedded.rendered_datasets(tree) == {"emomusic"}
+    assert (tree / "emomusic" / "annotations" / "static_annotations.csv").is_file()
 
 
 def test_cli_default_out_is_the_embedded_cache(tiny, tmp_path, monkeypatch, capsys):

@@ -18,9 +18,13 @@ runs the evaluations its claims need:
 The **config hash** covers everything that decides the numbers: the resolved trainer config
 (bookkeeping fields such as ``runs_dir``, ``num_workers`` or ``devices`` left out), the
 evaluations, the probe budget and seeds, :data:`RESULT_VERSION` and the identity of the data
-(the embedded benchmark's generator version, scale and seed, or the real data's path). The
-*spec hash* is the same without the data identity: the report checks it without touching
-any data.
+(per data set read: the embedded benchmark's version *of that data set*, scale and seed, or
+the real data's path), so a change to one embedded data set invalidates only the cells
+that read it. Results written before data sets had their own versions carry the whole
+generator's ``generator_version``; every data set was at that version then, so
+:func:`legacy_identity` reads them as that data set version (:func:`accepted_hashes`).
+The *spec hash* is the same without the data identity: the report checks it without
+touching any data.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ import numpy as np
 from .registry import Cell, Recipe
 
 __all__ = ["RESULT_VERSION", "RUNTIME_FIELDS", "NotRunnable", "resolve", "spec_of", "spec_hash", "config_hash",
-           "data_identity", "datasets_of", "run_cell", "knn_accuracy", "scale_steps", "code_version"]
+           "data_identity", "data_version", "legacy_identity", "accepted_hashes", "datasets_of", "run_cell",
+           "knn_accuracy", "scale_steps", "code_version"]
 
 #: Bump when the result file's content or the evaluation code changes what a cell reports.
 RESULT_VERSION = 1
@@ -146,6 +151,30 @@ def config_hash(spec: dict, data: dict) -> str:
     return _digest({"spec": spec, "data": data})
 
 
+#: The identity field of an embedded data set's own version, and the field results written
+#: before per-data-set versions carried instead (the whole generator's version).
+VERSION_FIELD, LEGACY_VERSION_FIELD = "dataset_version", "generator_version"
+
+
+def data_version(ident: dict) -> str | None:
+    """The embedded data set version an identity records (a legacy ``generator_version`` is
+    that version: every data set was at the generator's version before they had their own)."""
+    value = ident.get(VERSION_FIELD, ident.get(LEGACY_VERSION_FIELD))
+    return None if value is None else str(value)
+
+
+def legacy_identity(data: dict) -> dict:
+    """``data`` as results written before per-data-set versions recorded it."""
+    return {ds: ({LEGACY_VERSION_FIELD if k == VERSION_FIELD else k: v for k, v in ident.items()}
+                 if isinstance(ident, dict) else ident) for ds, ident in data.items()}
+
+
+def accepted_hashes(spec: dict, data: dict) -> set[str]:
+    """Config hashes a stored result may carry to count as run on ``data``: the current one and
+    the one a pre-per-data-set-version result had for the same data set versions."""
+    return {config_hash(spec, data), config_hash(spec, legacy_identity(data))}
+
+
 def datasets_of(cell: Cell, config) -> list[str]:
     """The tasks whose data the cell reads (training and evaluation)."""
     names = set(cell.probe_tasks)
@@ -163,9 +192,9 @@ _IDENTITY_CACHE: dict = {}
 
 
 def data_identity(tasks) -> dict:
-    """Per data set read by ``tasks``: the embedded benchmark's ``generator_version``, scale and
-    seed (from its SYNTHETIC.json), or the real data's folder; ``{"missing": True}`` when the
-    data set is not found. Resolving an embedded data set renders it on first use."""
+    """Per data set read by ``tasks``: the embedded data set's own version (``dataset_version``),
+    scale and seed (from its SYNTHETIC.json), or the real data's folder; ``{"missing": True}``
+    when the data set is not found. Resolving an embedded data set renders it on first use."""
     from ..data.tasks import get_spec
 
     out = {}
@@ -176,12 +205,12 @@ def data_identity(tasks) -> dict:
         key = (dataset, os.environ.get("WORKBENCH_DATA"), os.environ.get("WORKBENCH_EMBEDDED_SCALE"),
                os.environ.get("WORKBENCH_EMBEDDED_SEED"), os.environ.get("WORKBENCH_CACHE"))
         if key not in _IDENTITY_CACHE:
-            _IDENTITY_CACHE[key] = _identity_of(task)
+            _IDENTITY_CACHE[key] = _identity_of(task, dataset)
         out[dataset] = _IDENTITY_CACHE[key]
     return out
 
 
-def _identity_of(task: str) -> dict:
+def _identity_of(task: str, dataset: str) -> dict:
     from .. import data
 
     try:
@@ -194,7 +223,10 @@ def _identity_of(task: str) -> dict:
         marker = folder / "SYNTHETIC.json"
         if marker.is_file():
             meta = json.loads(marker.read_text())
-            return {"synthetic": True, **{k: meta.get(k) for k in ("generator_version", "scale", "seed")}}
+            # a tree rendered before per-data-set versions: each data set is at the tree's version
+            version = meta["dataset_versions"].get(dataset) if "dataset_versions" in meta else \
+                meta.get(LEGACY_VERSION_FIELD)
+            return {"synthetic": True, VERSION_FIELD: version, "scale": meta.get("scale"), "seed": meta.get("seed")}
     return {"synthetic": True, "path": str(root.path)}
 
 

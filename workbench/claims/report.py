@@ -102,16 +102,19 @@ class _Results:
 
 
 def _old_render(stored: dict) -> str | None:
-    """Which embedded-benchmark generator version a result used, if not the code's own (the
-    report cannot resolve data, but it knows the version the code renders)."""
+    """Which embedded data set a result read at a version other than the code's own (the
+    report cannot resolve data, but it knows the version each data set renders at: its
+    stand-in's, :data:`workbench.data.embedded.DATASET_VERSIONS`)."""
     try:
-        from ..data.embedded import GENERATOR_VERSION
+        from ..data.embedded import DATASET_VERSIONS, GENERATOR_VERSION
     except ImportError:  # pragma: no cover - an older layout
         return None
     for dataset, ident in (stored.get("data") or {}).items():
-        if isinstance(ident, dict) and ident.get("synthetic") and ident.get("generator_version") not in (
-                None, GENERATOR_VERSION):
-            return f"{dataset} v{ident['generator_version']}, now v{GENERATOR_VERSION}"
+        if not (isinstance(ident, dict) and ident.get("synthetic")):
+            continue
+        used, now = C.data_version(ident), DATASET_VERSIONS.get(dataset, GENERATOR_VERSION)
+        if used is not None and used != now:
+            return f"{dataset} v{used}, now v{now}"
     return None
 
 

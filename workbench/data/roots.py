@@ -2,7 +2,8 @@
 
 The embedded copy is the benchmark the workbench renders itself
 (:mod:`workbench.data.embedded`), cached under ``$WORKBENCH_CACHE`` (default
-``~/.cache/workbench``) and rendered on first use.  Its scale and seed come from
+``~/.cache/workbench``) and rendered on first use, one data set at a time (only the
+data set asked for).  Its scale and seed come from
 ``$WORKBENCH_EMBEDDED_SCALE`` / ``$WORKBENCH_EMBEDDED_SEED`` (defaults ``demo`` / 0).
 """
 
@@ -51,10 +52,11 @@ def embedded_path(scale: str | None = None, seed: int | None = None) -> Path:
     return cache_dir() / "embedded" / embedded.folder_name(scale, seed)
 
 
-def embedded_dir(scale: str | None = None, seed: int | None = None) -> Path:
-    """Folder of the embedded benchmark for ``scale``/``seed``, rendered if missing."""
+def embedded_dir(scale: str | None = None, seed: int | None = None, datasets=None) -> Path:
+    """Folder of the embedded benchmark for ``scale``/``seed``, with the data sets ``datasets``
+    (None: all) rendered first where missing."""
     scale, seed = _embedded_choice(scale, seed)
-    return embedded.ensure_rendered(embedded_path(scale, seed), scale=scale, seed=seed)
+    return embedded.ensure_rendered(embedded_path(scale, seed), scale=scale, seed=seed, datasets=datasets)
 
 
 def _is_synthetic(path: Path) -> bool:
@@ -82,7 +84,7 @@ def resolve_root(dataset: str, root: str | Path | None = None) -> DataRoot:
         if path.exists():
             return DataRoot(path, "env", _is_synthetic(path))
     if dataset in EMBEDDED_DATASETS:
-        path = embedded_dir() / dataset
+        path = embedded_dir(datasets=[dataset]) / dataset  # renders only this data set
         return DataRoot(path.resolve(), "embedded", True)
     where = f"$WORKBENCH_DATA/{dataset}" if env else f"a folder passed as root= (or set $WORKBENCH_DATA so that $WORKBENCH_DATA/{dataset} exists)"
     raise FileNotFoundError(

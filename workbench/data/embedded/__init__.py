@@ -7,7 +7,8 @@ progressions with bass lines, melodies and GM drum patterns).  Each stand-in dat
 one module written in the on-disk layout of the real data set it stands in for, so the
 same loaders read both: :mod:`.nsynth`, :mod:`.giantsteps`, :mod:`.mtat`,
 :mod:`.fma_medium`.  :mod:`.runner` renders them all into one tree with a
-``SYNTHETIC.json`` (generator version, seed, SoundFonts with sha256, counts);
+``SYNTHETIC.json`` (generator version and each data set's version, seed, SoundFonts
+with sha256, counts);
 :mod:`.scales` holds the sizes, :mod:`.items` the seeding and audio writing.
 
 Labels are true by construction (each module says how).  SoundFonts: train and valid
@@ -21,9 +22,10 @@ CLI: ``python -m workbench data render`` (:mod:`workbench.data.render`).
 """
 
 from .items import RENDER_SAMPLE_RATE, TEST_SOUNDFONTS, TRAIN_SOUNDFONTS, Item
-from .runner import (EMBEDDED_DATASETS, GENERATOR_VERSION, MARKER, STAND_INS, ensure_rendered, folder_name,
-                     format_summary, render)
+from .runner import (DATASET_VERSIONS, EMBEDDED_DATASETS, GENERATOR_VERSION, MARKER, STAND_INS, ensure_rendered,
+                     folder_name, format_summary, render, rendered_datasets)
 from .scales import SCALES, Scale
 
-__all__ = ["EMBEDDED_DATASETS", "GENERATOR_VERSION", "MARKER", "RENDER_SAMPLE_RATE", "SCALES", "STAND_INS", "Scale",
-           "TEST_SOUNDFONTS", "TRAIN_SOUNDFONTS", "Item", "ensure_rendered", "folder_name", "format_summary", "render"]
+__all__ = ["DATASET_VERSIONS", "EMBEDDED_DATASETS", "GENERATOR_VERSION", "MARKER", "RENDER_SAMPLE_RATE", "SCALES",
+           "STAND_INS", "Scale", "TEST_SOUNDFONTS", "TRAIN_SOUNDFONTS", "Item", "ensure_rendered", "folder_name",
+           "format_summary", "render", "rendered_datasets"]

@@ -35,6 +35,7 @@ from .music import Key, key_name
 from .scales import Scale
 
 NAME = "giantsteps"
+VERSION = "5"  # bump (to one above the highest VERSION of any stand-in) whenever this data set's output changes
 TASKS = ("giantsteps_key",)
 BATCH = 4  # excerpts rendered by one fresh synthesiser
 GAIN = 0.5  # synthesiser gain (float output keeps the headroom; mixes are normalised)

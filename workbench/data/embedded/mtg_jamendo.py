@@ -31,6 +31,7 @@ from .items import (TEST_SOUNDFONTS, TRAIN_SOUNDFONTS, Item, item_rng, plan_rng,
 from .scales import Scale
 
 NAME = "mtg_jamendo"
+VERSION = "5"  # bump (to one above the highest VERSION of any stand-in) whenever this data set's output changes
 TASKS = ("mtg_top50", "mtg_genre", "mtg_mood", "mtg_instrument")
 BATCH = 4
 GAIN = 0.5

@@ -26,6 +26,7 @@ from .items import (RENDER_SAMPLE_RATE, SOUNDFONT_ORDER, TEST_SOUNDFONTS, TRAIN_
 from .scales import Scale
 
 NAME = "nsynth"
+VERSION = "5"  # bump (to one above the highest VERSION of any stand-in) whenever this data set's output changes
 TASKS = ("nsynth_pitch", "nsynth_instrument")
 BATCH = 100  # notes rendered by one fresh synthesiser
 GAIN = 1.0  # synthesiser gain for isolated notes (peaks stay well below full scale)
