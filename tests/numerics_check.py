@@ -42,6 +42,7 @@ def _setup(tmp: Path) -> None:
     os.environ["WORKBENCH_EMBEDDED_SCALE"] = "tiny"
     os.environ.pop("WORKBENCH_DATA", None)
     os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["WORKBENCH_THREADS"] = "1"  # workbench.threads: one torch thread inside training and probes too
     import torch
 
     torch.set_num_threads(1)
