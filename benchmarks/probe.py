@@ -11,7 +11,11 @@ the same torch threads (the thread policy, ``workbench.threads``), in one proces
 
 Prints ONE JSON line: {"name": "probe", "baseline_s", "fast_s", "ratio" (MLP probe, 512
 hidden, the default for most tasks), "linear_baseline_s", "linear_fast_s", "linear_ratio",
-"identical" (every batched probe equals its sequential twin, bit for bit), epochs, ...}.
+"identical" (every batched probe equals its sequential twin, bit for bit), epochs,
+"mlp_fraction_of_peak" / "linear_fraction_of_peak" (the sequential probe's GEMM FLOP/s over
+the machine's float32 matmul peak, :func:`benchmarks.encoder.matmul_peak`) and
+"mlp_ratio_ceiling" / "linear_ratio_ceiling" (peak over the sequential rate: the most any
+batching that keeps each member's FLOPs can gain on this machine), ...}.
 
     python -m benchmarks.probe [--seeds 3] [--max-epochs 200]
 """
@@ -32,6 +36,8 @@ from workbench.embed import Embeddings
 from workbench.probe import evaluate, train_probe
 from workbench.threads import threads_for
 
+from .encoder import matmul_peak
+
 N_TRAIN, N_VALID, N_TEST = 5000, 1000, 1000
 DIM = 512
 N_CLASSES = 20
@@ -50,6 +56,17 @@ def _split(n_chunks: int, rng: np.random.Generator, centres: np.ndarray) -> Embe
     return Embeddings(X.astype(np.float32), track_index, [str(i) for i in range(n_tracks)], y)
 
 
+def gemm_flops_per_epoch(n_train: int, n_valid: int, dim: int, hidden: int | None, classes: int) -> int:
+    """The GEMM FLOPs of one probe epoch: forward and weight gradient of every layer, the input
+    gradient of every layer but the first (its input is data), and the validation forward."""
+    layers = [(dim, hidden), (hidden, classes)] if hidden else [(dim, classes)]
+    flops = 0
+    for i, (d_in, d_out) in enumerate(layers):
+        gemm_train, gemm_valid = 2 * n_train * d_in * d_out, 2 * n_valid * d_in * d_out
+        flops += gemm_train * (2 if i == 0 else 3) + gemm_valid
+    return flops
+
+
 def _same(a, b) -> bool:
     sa, sb = a.state_dict(), b.state_dict()
     return all(torch.equal(sa[k], sb[k]) for k in sa) and a.history == b.history
@@ -63,6 +80,8 @@ def run(seeds: int = SEEDS, max_epochs: int = MAX_EPOCHS) -> dict:
     out = {"name": "probe", "n_train_chunks": train.n_chunks, "dim": DIM, "classes": N_CLASSES, "seeds": seeds,
            "threads": threads, "torch_default_threads": torch.get_num_threads()}
     identical = True
+    peak = matmul_peak(torch.device("cpu"))["matmul_peak_flops"]
+    out["matmul_peak_flops"] = round(peak)
     settings = dict(max_epochs=max_epochs, patience=PATIENCE, threads=threads)
     for label, hidden in (("mlp", 512), ("linear", None)):
         task = Task("bench", "bench", "multiclass", [str(c) for c in range(N_CLASSES)], ["accuracy"],
@@ -80,6 +99,9 @@ def run(seeds: int = SEEDS, max_epochs: int = MAX_EPOCHS) -> dict:
                     f"{label}_seconds_per_epoch_sequential": round((t1 - t0) / epochs, 4),
                     f"{label}_best_epochs": [p.best_epoch for p in bat],
                     f"{label}_accuracy": round(evaluate(bat[0], test, task)["metrics"]["accuracy"], 4)})
+        rate = epochs * gemm_flops_per_epoch(train.n_chunks, valid.n_chunks, DIM, hidden, N_CLASSES) / (t1 - t0)
+        out.update({f"{label}_sequential_flops": round(rate), f"{label}_fraction_of_peak": round(rate / peak, 3),
+                    f"{label}_ratio_ceiling": round(peak / rate, 2)})
     out["identical"] = bool(identical)
     out["note"] = "baseline = one train_probe per seed, fast = one batched train_probes call; same threads"
     return out

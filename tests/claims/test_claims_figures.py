@@ -31,6 +31,8 @@ def _fake(cell, scale, probe_seeds, *, device="cpu", results_dir=None, **_):
             metrics[task][metric] = float(np.mean(values))
     out = {"metrics": metrics, "probe_values": per_probe, "wall_s": 2.0, "cpu_s": 3.0, "synthetic": True,
            "train": {"how": "fake"}}
+    if cell.recipe.trainer == "cola" and cell.recipe.steps != "init":
+        out["train"]["pair_accuracy"] = [[step, 0.03 + 0.002 * step, 1 / 32] for step in range(0, 40, 10)]
     if cell.robustness:
         sev = cell.robustness["severities"]
         slope = 0.05 if cell.recipe.trainer == "supervised" else 0.01
@@ -87,12 +89,18 @@ def test_every_figure_is_drawn_from_results_alone(filled, tmp_path):
     by_name = {r["name"]: r for r in records}
     cola_ran = any(c.startswith("cola-") for c in out["ran"])
     for name, rec in by_name.items():
-        if name == "msa" and not cola_ran:
+        if name in ("msa", "msa-pair-accuracy") and not cola_ran:
             assert rec["path"] is None
             continue
         assert rec["path"] and (tmp_path / "claims" / "smoke").exists(), rec
         png = tmp_path / "claims" / "smoke" / report.FIGURE_FILES[name]
         assert png.is_file() and png.with_suffix(".csv").is_file()
+    if cola_ran:  # the MSA pretext curve: every logged step of every trained COLA/MSA cell, chance beside it
+        curve = pd.read_csv(tmp_path / "claims" / "smoke" / "msa_pair_accuracy.csv")
+        trained = [c for c in out["ran"] if c.rsplit("-s", 1)[0] in ("cola-msa", "cola-cola", "cola-random-mask",
+                                                                     "cola-msa-no-shift")]
+        assert len(curve) == 4 * len(trained) and set(curve["chance"]) == {1 / 32}
+        assert "random init" not in set(curve["model"])
     t2 = pd.read_csv(tmp_path / "claims" / "smoke" / "figure2_table2.csv")
     assert {"ours", "paper"} == set(t2["source"])
     paths = report.write_report("smoke", results, tmp_path, grid)

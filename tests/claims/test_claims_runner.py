@@ -209,6 +209,42 @@ def test_one_real_smoke_cell_end_to_end(tmp_path, monkeypatch):
     assert t3["verdict"] == "pending"
 
 
+def test_msa_and_its_random_init_reference_as_real_smoke_cells(tmp_path):
+    """MSA-learns: the trained MSA cell stores its pretext curve; the random-init cell is the same
+    config untrained (its own cell and hash, no training step, BatchNorm calibrated) and is probed
+    the same way."""
+    import torch
+
+    from workbench.claims.registry import cola, cola_random_init
+    from workbench.train.cola import COLAModule
+
+    grid = build_grid("smoke")
+    trained, untrained = grid.cell_of(cola("msa"), 0), grid.cell_of(cola_random_init(), 0)
+    assert trained is not untrained and "MSA-learns" in trained.claims and list(untrained.claims) == ["MSA-learns"]
+    probe_seeds = grid.plan["probe_seeds"]
+    assert C.spec_hash(C.spec_of(trained, "smoke", probe_seeds)) != C.spec_hash(C.spec_of(untrained, "smoke",
+                                                                                          probe_seeds))
+    executor = functools.partial(C.run_cell, runs_root=tmp_path / "runs")
+    results = tmp_path / "results"
+    out = Runner(grid, results, executor=executor, log=lambda s: None).run([trained, untrained])
+    assert sorted(out["ran"]) == sorted([trained.id, untrained.id]), out
+    got = {c.id: json.loads((results / f"{c.id}.json").read_text()) for c in (trained, untrained)}
+    config = C.resolve(trained.recipe, "smoke", 0)
+    curve = got[trained.id]["train"]["pair_accuracy"]
+    assert [row[0] for row in curve] == list(range(config.steps))  # smoke logs every step
+    assert all(0.0 <= acc <= 1.0 and chance == pytest.approx(1 / config.batch_size) for _, acc, chance in curve)
+    ref = got[untrained.id]
+    assert ref["train"]["how"] == "untrained" and ref["train"]["steps"] == 0 and "pair_accuracy" not in ref["train"]
+    assert set(ref["metrics"]) == set(got[trained.id]["metrics"]) == set(untrained.probe_tasks)
+    # the untrained weights are the seeded init of the config (only BatchNorm statistics are set from data)
+    state = torch.load(os.path.join(ref["train"]["run_dir"], "checkpoints", "last.ckpt"), weights_only=True)["state_dict"]
+    torch.manual_seed(0)
+    fresh = COLAModule(config.to_dict()).state_dict()
+    weights = [k for k in fresh if k.endswith("weight") and fresh[k].dim() > 1]
+    assert weights and all(torch.equal(state[k], fresh[k]) for k in weights)
+    assert any(not torch.equal(state[k], fresh[k]) for k in state if k.endswith("running_var"))
+
+
 def test_cli_dry_run_lists_cells_and_refuses_bad_input(tmp_path, capsys):
     from workbench.claims.runner import main
 

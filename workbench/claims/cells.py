@@ -67,7 +67,7 @@ def scale_steps(scale: str, kind: str) -> int | None:
     quarter of them (the paper's 50 k ablations vs 200 k), ``scale``: None (the trainer's own)."""
     from ..config import SCALES
 
-    if kind == "scale":
+    if kind in ("scale", "init"):
         return None
     main = int(SCALES[scale].get("steps", 600))
     if kind == "main":
@@ -119,7 +119,8 @@ def canonical_key(recipe: Recipe, scale: str) -> str:
     """A key equal for recipes that resolve to the same config (the raw key when the
     config rejects the recipe)."""
     try:
-        return json.dumps([recipe.trainer, _config_dict(resolve(recipe, scale, 0))], sort_keys=True, default=str)
+        key = [recipe.trainer, _config_dict(resolve(recipe, scale, 0))] + (["init"] if recipe.steps == "init" else [])
+        return json.dumps(key, sort_keys=True, default=str)
     except NotRunnable:
         return recipe._key
 
@@ -134,9 +135,12 @@ def probe_budget(scale: str, probe_seeds) -> dict:
 def spec_of(cell: Cell, scale: str, probe_seeds) -> dict:
     """Everything that decides a cell's numbers except the data (JSON-able)."""
     config = resolve(cell.recipe, scale, cell.seed)
-    return {"result_version": RESULT_VERSION, "scale": scale, "trainer": cell.recipe.trainer,
+    spec = {"result_version": RESULT_VERSION, "scale": scale, "trainer": cell.recipe.trainer,
             "method": cell.recipe.method, "seed": cell.seed, "config": _config_dict(config),
             "evaluations": cell.evaluations(), "probe_budget": probe_budget(scale, probe_seeds)}
+    if cell.recipe.steps == "init":
+        spec["untrained"] = True
+    return spec
 
 
 def _digest(obj: Any) -> str:
@@ -264,6 +268,8 @@ def _train(cell: Cell, config, runs_dir: Path, progress: bool) -> tuple[Path, st
     """Train (or reuse / resume) the cell's model; returns (run_dir, how)."""
     from .. import runs
 
+    if cell.recipe.steps == "init":
+        return _untrained(config, runs_dir), "untrained"
     for run_dir in reversed(_run_dirs(runs_dir)):
         if not _same_config(run_dir, config):
             continue
@@ -289,6 +295,36 @@ def _train(cell: Cell, config, runs_dir: Path, progress: bool) -> tuple[Path, st
 
     run_dir, _ = train_supervised(config, progress=progress)
     return run_dir, "trained"
+
+
+def _untrained(config, runs_dir: Path) -> Path:
+    """The random-init reference of a COLA config: its checkpoint in the training layout."""
+    import yaml
+
+    from ..train.cola import random_init_checkpoint
+
+    run_dir = runs_dir / "untrained"
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    if not checkpoint.is_file():
+        partial = random_init_checkpoint(config, run_dir / "checkpoints" / "last.ckpt.partial")
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(_config_dict(config), default=str))))
+        partial.replace(checkpoint)
+    return run_dir
+
+
+def _pair_accuracy(run_dir: Path) -> list[list[float]]:
+    """``[[step, pair_accuracy, chance], ...]`` of a COLA run's training log (every logged step)."""
+    import csv
+
+    logs = sorted(run_dir.glob("logs/attempt*/metrics.csv"))
+    out: dict[int, list[float]] = {}
+    for path in logs:  # later attempts (resumes) overwrite the steps they repeat
+        with open(path, newline="") as fh:
+            for row in csv.DictReader(fh):
+                if row.get("pair_accuracy") not in (None, ""):
+                    out[int(row["step"])] = [int(row["step"]), round(float(row["pair_accuracy"]), 5),
+                                             round(float(row.get("chance_accuracy") or "nan"), 5)]
+    return [out[k] for k in sorted(out)]
 
 
 def run_cell(cell: Cell, scale: str, probe_seeds, *, device: str = "cpu", runs_root: str | Path = DEFAULT_RUNS_ROOT,
@@ -342,6 +378,10 @@ def _train_summary(cell: Cell, run_dir: Path, how: str) -> dict:
         out["positive_fraction"] = mean_positive_fraction(run_dir)
     if cell.recipe.trainer == "supervised":
         out["steps"] = summary.get("steps")
+    if cell.recipe.trainer == "cola" and how != "untrained":
+        out["pair_accuracy"] = _pair_accuracy(run_dir)
+    if how == "untrained":
+        out["steps"] = 0
     return out
 
 

@@ -188,7 +188,8 @@ def msa_tables(rows: list[dict], path: Path) -> Path:
     df = WF._frame(rows)
     names = {"cola-cola": "COLA", "cola-msa": "COLA + MSA", "cola-random-mask": "COLA + Random Mask",
              "cola-msa-no-shift": "MSA, no time shift", "cola-msa-bass": "Bass", "cola-msa-drums": "Drums",
-             "cola-msa-accompaniment": "Accomp.", "cola-msa-vocals": "Vocals"}
+             "cola-msa-accompaniment": "Accomp.", "cola-msa-vocals": "Vocals",
+             "cola-random-init": "random init"}
     cols = {"mtat_top50": ("roc_auc", "mtat_roc_auc"), "fma_genre": ("accuracy", "fma_wa"),
             "nsynth_instrument": ("accuracy", "nsynth_wa")}
     tasks = [t for t in cols if t in set(df["task"])]
@@ -221,6 +222,48 @@ def msa_tables(rows: list[dict], path: Path) -> Path:
     return WF._save(fig, path, pd.DataFrame(table))
 
 
+def pair_accuracy_curves(curves: dict[str, list[list[list[float]]]], path: Path, synthetic: bool = True) -> Path:
+    """Training pair accuracy per logged step of the COLA/MSA models: one line per seed,
+    the chance level (1 / candidates) dashed. ``curves``: label → per seed ``[[step, acc, chance], ...]``."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    table, chance = [], None
+    for k, (label, seeds) in enumerate(curves.items()):
+        for j, curve in enumerate(seeds):
+            arr = np.asarray(curve, dtype=float)
+            if not len(arr):
+                continue
+            ax.plot(arr[:, 0], arr[:, 1], color=f"C{k}", alpha=0.8, lw=1, label=label if j == 0 else None)
+            chance = arr[:, 2][np.isfinite(arr[:, 2])][:1].tolist() or chance
+            table += [{"model": label, "seed_index": j, "step": int(r[0]), "pair_accuracy": r[1], "chance": r[2]}
+                      for r in arr.tolist()]
+    if chance:
+        ax.axhline(chance[0], color="grey", ls="--", lw=1, label=f"chance ({chance[0]:.3f})")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("training pair accuracy")
+    ax.legend(fontsize=7)
+    ax.set_title(f"COLA / MSA pretext accuracy — {'synthetic' if synthetic else 'real'} data", fontsize=9)
+    fig.tight_layout()
+    return WF._save(fig, path, pd.DataFrame(table))
+
+
+def _pair_curves(grid: Grid, results: Path, path: Path):
+    labels = {"cola-msa": "COLA + MSA", "cola-cola": "COLA", "cola-random-mask": "COLA + random soft masking",
+              "cola-msa-no-shift": "MSA, no time shift"}
+    curves: dict[str, list] = {}
+    synthetic = True
+    for cell in grid.cells.values():
+        base = cell.id.rsplit("-s", 1)[0]
+        if base not in labels:
+            continue
+        stored = store.read_result(results, cell.id) or {}
+        curve = (stored.get("train") or {}).get("pair_accuracy")
+        if curve:
+            synthetic = bool(stored.get("synthetic", True))
+            curves.setdefault(labels[base], []).append(curve)
+    return pair_accuracy_curves(curves, path, synthetic) if curves else None
+
+
 def _draw(name: str, grid: Grid, results: Path, path: Path):
     if name == "table2":
         rows = claim_rows(grid, results, ["T2-semi", "T2-supcon"])
@@ -247,8 +290,10 @@ def _draw(name: str, grid: Grid, results: Path, path: Path):
     if name == "figure4":
         return _figure4(grid, results, path)
     if name == "msa":
-        rows = claim_rows(grid, results, ["MSA-cola", "MSA-mask", "MSA-shift", "MSA-sources"])
+        rows = claim_rows(grid, results, ["MSA-cola", "MSA-mask", "MSA-shift", "MSA-sources", "MSA-learns"])
         return msa_tables(rows, path) if rows else None
+    if name == "msa-pair-accuracy":
+        return _pair_curves(grid, results, path)
     raise KeyError(name)
 
 
@@ -281,7 +326,8 @@ def _figure4(grid: Grid, results: Path, path: Path):
 
 #: Figure name → what it shows (``draw_all`` draws each into figures/claims/<scale>/).
 FIGURES = {"table2": "Figure 2 / Table 2", "table3": "Table 3", "table4": "Table 4", "table6": "Table 6",
-           "table7": "Table 7", "figure3": "Figure 3", "figure4": "Figure 4", "msa": "MSA poster tables"}
+           "table7": "Table 7", "figure3": "Figure 3", "figure4": "Figure 4", "msa": "MSA poster tables",
+           "msa-pair-accuracy": "MSA pretext accuracy"}
 
 
 def draw_all(scale: str, results: Path | None = None, figures: str | Path = "figures",

@@ -32,7 +32,7 @@ __all__ = ["build_report", "write_report", "report_paths", "measure_value", "fig
 PERCENT = 100.0
 FIGURE_FILES = {"table2": "figure2_table2.png", "table3": "table3.png", "table4": "table4.png",
                 "table6": "table6.png", "table7": "table7.png", "figure3": "figure3.png", "figure4": "figure4.png",
-                "msa": "msa.png"}
+                "msa": "msa.png", "msa-pair-accuracy": "msa_pair_accuracy.png"}
 
 
 def figure_path(scale: str, name: str, figures: str | Path = "figures") -> Path:

@@ -69,7 +69,7 @@ def estimate_units(cell: Cell, config) -> float:
     if cell.recipe.trainer == "pretrain":
         rows = config.steps * config.batch_size * config.n_views
     elif cell.recipe.trainer == "cola":
-        rows = config.steps * config.batch_size * 2 * COLA_ROW_WEIGHT
+        rows = 0 if cell.recipe.steps == "init" else config.steps * config.batch_size * 2 * COLA_ROW_WEIGHT
     else:
         rows = config.max_steps * config.batch_size
     units = rows / ROW_STEPS_PER_UNIT + PROBE_TASK_UNITS * len(cell.probe_tasks)
