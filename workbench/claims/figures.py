@@ -222,8 +222,14 @@ def msa_tables(rows: list[dict], path: Path) -> Path:
     return WF._save(fig, path, pd.DataFrame(table))
 
 
+#: Pretext-accuracy curves: the solid line is the running mean over this many logged steps (each
+#: logged value is one training batch, so single points are noisy); raw values are drawn faint.
+CURVE_SMOOTHING = 10
+
+
 def pair_accuracy_curves(curves: dict[str, list[list[list[float]]]], path: Path, synthetic: bool = True) -> Path:
-    """Training pair accuracy per logged step of the COLA/MSA models: one line per seed,
+    """Training pair accuracy per logged step of the COLA/MSA models: per seed, the raw values
+    (faint) and their running mean over :data:`CURVE_SMOOTHING` logged steps,
     the chance level (1 / candidates) dashed. ``curves``: label → per seed ``[[step, acc, chance], ...]``."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
@@ -233,7 +239,9 @@ def pair_accuracy_curves(curves: dict[str, list[list[list[float]]]], path: Path,
             arr = np.asarray(curve, dtype=float)
             if not len(arr):
                 continue
-            ax.plot(arr[:, 0], arr[:, 1], color=f"C{k}", alpha=0.8, lw=1, label=label if j == 0 else None)
+            ax.plot(arr[:, 0], arr[:, 1], color=f"C{k}", alpha=0.2, lw=0.8)
+            smooth = pd.Series(arr[:, 1]).rolling(CURVE_SMOOTHING, min_periods=1).mean()
+            ax.plot(arr[:, 0], smooth, color=f"C{k}", lw=1.5, label=label if j == 0 else None)
             chance = arr[:, 2][np.isfinite(arr[:, 2])][:1].tolist() or chance
             table += [{"model": label, "seed_index": j, "step": int(r[0]), "pair_accuracy": r[1], "chance": r[2]}
                       for r in arr.tolist()]
