@@ -112,18 +112,27 @@ class _BatchedLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, b):
         ctx.save_for_backward(x, w)
-        return torch.stack([torch.addmm(b[i], x[i], w[i].t()) for i in range(len(w))])
+        out = x.new_empty(len(w), x.shape[1], w.shape[1])
+        for i in range(len(w)):  # written in place: no stacking copy
+            torch.addmm(b[i], x[i], w[i].t(), out=out[i])
+        return out
 
     @staticmethod
     def backward(ctx, grad):
         x, w = ctx.saved_tensors
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = torch.stack([grad[i].mm(w[i]) for i in range(len(w))])
+            grad_x = grad.new_empty(x.shape)
+            for i in range(len(w)):
+                torch.mm(grad[i], w[i], out=grad_x[i])
         if ctx.needs_input_grad[1]:
-            grad_w = torch.stack([grad[i].t().mm(x[i]) for i in range(len(w))])
+            grad_w = grad.new_empty(w.shape)
+            for i in range(len(w)):
+                torch.mm(grad[i].t(), x[i], out=grad_w[i])
         if ctx.needs_input_grad[2]:
-            grad_b = torch.stack([grad[i].sum(0) for i in range(len(w))])
+            grad_b = grad.new_empty(len(w), grad.shape[2])
+            for i in range(len(w)):
+                torch.sum(grad[i], 0, out=grad_b[i])
         return grad_x, grad_w, grad_b
 
 
