@@ -181,15 +181,21 @@ def figure4_latent(maps: dict, knn: dict, path: Path, synthetic: bool = True) ->
     return WF._save(fig, path, pd.DataFrame(table))
 
 
+#: COLA/MSA cell slugs → the names the poster's tables give them (its numbers are looked up by name).
+MSA_MODEL_NAMES = {"cola-cola": "COLA", "cola-msa": "COLA + MSA", "cola-random-mask": "COLA + Random Mask",
+                   "cola-msa-no-shift": "MSA, no time shift", "cola-msa-bass": "Bass", "cola-msa-drums": "Drums",
+                   "cola-msa-accompaniment": "Accomp.", "cola-msa-vocals": "Vocals",
+                   "cola-random-init": "random init"}
+#: The poster's comparison models, whose pretext curves the report draws.
+PRETEXT_CURVE_MODELS = ("cola-msa", "cola-cola", "cola-random-mask", "cola-msa-no-shift")
+
+
 def msa_tables(rows: list[dict], path: Path) -> Path:
     """The MSA poster's comparison and source-targeted tables: ours (mean ± std over seeds)
     beside the poster's, per task."""
     plt = _plt()
     df = WF._frame(rows)
-    names = {"cola-cola": "COLA", "cola-msa": "COLA + MSA", "cola-random-mask": "COLA + Random Mask",
-             "cola-msa-no-shift": "MSA, no time shift", "cola-msa-bass": "Bass", "cola-msa-drums": "Drums",
-             "cola-msa-accompaniment": "Accomp.", "cola-msa-vocals": "Vocals",
-             "cola-random-init": "random init"}
+    names = MSA_MODEL_NAMES
     cols = {"mtat_top50": ("roc_auc", "mtat_roc_auc"), "fma_genre": ("accuracy", "fma_wa"),
             "nsynth_instrument": ("accuracy", "nsynth_wa")}
     tasks = [t for t in cols if t in set(df["task"])]
@@ -256,8 +262,7 @@ def pair_accuracy_curves(curves: dict[str, list[list[list[float]]]], path: Path,
 
 
 def _pair_curves(grid: Grid, results: Path, path: Path):
-    labels = {"cola-msa": "COLA + MSA", "cola-cola": "COLA", "cola-random-mask": "COLA + random soft masking",
-              "cola-msa-no-shift": "MSA, no time shift"}
+    labels = {slug: MSA_MODEL_NAMES[slug] for slug in PRETEXT_CURVE_MODELS}
     curves: dict[str, list] = {}
     synthetic = True
     for cell in grid.cells.values():
