@@ -87,11 +87,10 @@ def run_demo(out: str | Path = "runs/demo", *, scale: str = "demo", seeds=DEMO_S
     print(format_summary(summary), flush=True)
     configs = demo_configs(out, scale, **overrides)
     # decode the pretraining pools once into the memory-mapped cache (fast random crops)
-    from .data.cache import prepare
+    from .train.run import prepare_caches
 
-    pools = {(name, c.sample_rate) for c in configs.values() for name in (c.support, c.unlabeled) if name}
-    for name, sample_rate in sorted(pools):
-        prepare(name, sample_rate=sample_rate, progress=progress)
+    for cfg in configs.values():
+        prepare_caches("semisupcon", cfg, progress=progress)
     timings = {"data_s": time.perf_counter() - t0}
 
     print("\n== 2/3 pretraining", flush=True)

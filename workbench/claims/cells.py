@@ -264,12 +264,22 @@ def _same_config(run_dir: Path, config) -> bool:
         json.loads(json.dumps(_config_dict(config), default=str))
 
 
+#: Recipe trainer -> training method whose loader reads the decoded cache: before training, the
+#: cell decodes its pools once (``workbench.train.run.prepare_caches``) so that loader workers
+#: crop views instead of decoding MP3s beside the training process.
+CACHED_TRAINERS = {"pretrain": "semisupcon", "cola": "cola"}
+
+
 def _train(cell: Cell, config, runs_dir: Path, progress: bool) -> tuple[Path, str]:
     """Train (or reuse / resume) the cell's model; returns (run_dir, how)."""
     from .. import runs
 
     if cell.recipe.steps == "init":
         return _untrained(config, runs_dir), "untrained"
+    if cell.recipe.trainer in CACHED_TRAINERS:
+        from ..train.run import prepare_caches
+
+        prepare_caches(CACHED_TRAINERS[cell.recipe.trainer], config, progress=progress)
     for run_dir in reversed(_run_dirs(runs_dir)):
         if not _same_config(run_dir, config):
             continue

@@ -207,7 +207,8 @@ def _data_record(config: COLAConfig, pool: MSAPool) -> dict:
 METHOD = Method(
     name="cola", config=COLAConfig, load=load_cola_config, module=COLAModule, prepare=_pool,
     loader=lambda config, pool, splits_dir, start_step: build_msa_dataloader(config, pool, splits_dir, start_step),
-    data_record=_data_record, rows=lambda config: config.batch_size, unit="pairs",
+    data_record=_data_record, rows=lambda config: config.batch_size,
+    sources=lambda config: [(config.pool, config.pool_root)], unit="pairs",
 )
 
 

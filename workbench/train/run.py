@@ -36,7 +36,7 @@ from ..config import ConfigError
 
 __all__ = ["Method", "TRAINERS", "get_method", "fit", "build_trainer", "loggers", "precision", "Throughput",
            "TrainingSignals", "NonFiniteGuard",
-           "NonFiniteLossError", "merge_metrics", "checkpoint_step", "load_checkpoint", "RESUME_EDITABLE",
+           "NonFiniteLossError", "merge_metrics", "checkpoint_step", "load_checkpoint", "prepare_caches", "RESUME_EDITABLE",
            "resume_config"]
 
 LAST_GOOD = "last-good.ckpt"
@@ -61,7 +61,9 @@ class Method:
     prepare: ``config -> state`` built before the run directory (fails early: e.g. the pool);
     loader: ``(config, state, splits_dir, start_step) -> DataLoader``;
     data_record: ``(config, state) -> dict`` written to ``data.json``;
-    rows: ``config -> examples per step`` (throughput); unit: their name (``examples``, ``pairs``).
+    rows: ``config -> examples per step`` (throughput); unit: their name (``examples``, ``pairs``);
+    sources (optional): ``config -> [(task, root), ...]``, the tasks whose clips the loader reads
+    (what :func:`prepare_caches` decodes; the loader reads a task's decoded cache when one exists).
     """
 
     name: str
@@ -73,6 +75,7 @@ class Method:
     data_record: Callable[[Any, Any], dict]
     rows: Callable[[Any], int]
     unit: str = "examples"
+    sources: Callable[[Any], list[tuple[str, str | None]]] | None = None
 
 
 #: Registered methods: name -> ``"module:attribute"`` of its :class:`Method` (imported on use).
@@ -90,6 +93,20 @@ def get_method(name: str) -> Method:
                          f"{', '.join(sorted(TRAINERS))} (workbench.train.run.TRAINERS)")
     module, attr = TRAINERS[name].split(":")
     return getattr(importlib.import_module(module), attr)
+
+
+def prepare_caches(method: Method | str, config, *, progress: bool = True) -> list[Path]:
+    """Decode every clip ``method``'s loader reads for ``config`` into the memory-mapped decoded
+    cache (``python -m workbench data prepare``), so that loader workers crop views instead of
+    decoding audio. Clips already cached are skipped; two processes preparing the same cache
+    share it (the second waits for the first's lock). Returns the cache folders."""
+    from ..data.cache import prepare
+
+    method = get_method(method) if isinstance(method, str) else method
+    if method.sources is None:
+        return []
+    return [prepare(name, root, sample_rate=config.sample_rate, progress=progress)
+            for name, root in method.sources(config)]
 
 
 # =========================================================================== checkpoints
@@ -209,6 +226,14 @@ class Throughput(Callback):
                             on_step=True, on_epoch=False, prog_bar=True, batch_size=1)
 
 
+class GovernorTick(Callback):
+    """Steps the thread governor (:func:`workbench.threads.tick`) before every training batch,
+    on the thread that runs the step."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        threads.tick()
+
+
 class NonFiniteGuard(Callback):
     """Stops a run whose loss is NaN/inf before the optimizer step.
 
@@ -306,7 +331,7 @@ def build_trainer(config, run_dir: Path, throughput: Callback, *, progress: bool
     checkpoints = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step:07d}",
                                   every_n_train_steps=config.checkpoint_every, save_last=True, save_top_k=-1,
                                   auto_insert_metric_name=False, enable_version_counter=False)
-    callbacks = [checkpoints, throughput, TrainingSignals(config.log_every), *(callbacks or [])]
+    callbacks = [checkpoints, throughput, TrainingSignals(config.log_every), GovernorTick(), *(callbacks or [])]
     if progress:
         from ..progress import lightning_progress_bar  # text bars unless a Jupyter front end is attached
 
@@ -392,7 +417,9 @@ def fit(method: Method | str, config=None, *, resume: str | Path | None = None, 
                             callbacks=[NonFiniteGuard(hint)])
     t0 = time.perf_counter()
     try:
-        with threads.apply(workers=_busy_loader_workers(loader)):  # torch threads: workbench.threads
+        # torch threads: the policy, then adapted to the load while training (workbench.threads)
+        workers = _busy_loader_workers(loader)
+        with threads.apply(workers=workers), threads.governed(threads.threads_for(workers)):
             trainer.fit(module, train_dataloaders=loader, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
     finally:
         if trainer.is_global_zero:

@@ -134,6 +134,17 @@ def build_dataloader(config: PretrainConfig, pool=None, splits_dir: Path | None 
                       persistent_workers=config.num_workers > 0, pin_memory=torch.cuda.is_available())
 
 
+def _sources(config: PretrainConfig) -> list[tuple[str, str | None]]:
+    """The tasks the pool draws clips from, with their roots: the support set when b_s > 0,
+    the unlabelled pool when b_s < 1 (as :func:`workbench.data.batches.build_pool`)."""
+    out = []
+    if config.support is not None and config.b_s > 0:
+        out.append((config.support, config.support_root))
+    if config.unlabeled is not None and config.b_s < 1:
+        out.append((config.unlabeled, config.unlabeled_root))
+    return out
+
+
 def _cached_readers(config: PretrainConfig) -> dict:
     """Decoded-audio caches for the pool's tasks, where ``workbench data prepare`` made one."""
     try:
@@ -141,7 +152,7 @@ def _cached_readers(config: PretrainConfig) -> dict:
     except ImportError:
         return {}
     readers = {}
-    for name, root in ((config.support, config.support_root), (config.unlabeled, config.unlabeled_root)):
+    for name, root in _sources(config):
         if name is not None:
             cache = reader_for(name, root, config.sample_rate)
             if cache is not None:
@@ -163,5 +174,6 @@ def _data_record(config: PretrainConfig, pool=None) -> dict:
 METHOD = Method(
     name="semisupcon", config=PretrainConfig, load=load_config, module=ContrastiveModule, prepare=_pool,
     loader=lambda config, pool, splits_dir, start_step: build_dataloader(config, pool, splits_dir, start_step),
-    data_record=_data_record, rows=lambda config: config.batch_size * config.n_views, unit="examples",
+    data_record=_data_record, rows=lambda config: config.batch_size * config.n_views, sources=_sources,
+    unit="examples",
 )
