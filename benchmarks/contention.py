@@ -11,7 +11,10 @@ is a 2-thread torch matmul loop in its own process (torch defaults: spinning Ope
 * ``old``: torch's default threads (one per core) and the OpenMP runtime's own waiting
   (``WORKBENCH_WAIT_POLICY=default``): the recipe before the policy;
 * ``new``: the policy (threads = cores available minus busy loader workers; the demo's
-  workers read the decoded cache and count as idle; ``OMP_WAIT_POLICY=PASSIVE``).
+  workers read the decoded cache and count as idle; the OpenMP runtime's own waiting; the
+  thread governor lowering the threads to the cores other processes leave idle, every 2 s).
+* ``--extra`` variants for the record: ``passive`` (``OMP_WAIT_POLICY=PASSIVE``, the policy
+  of the previous round), ``bounded:N`` (``GOMP_SPINCOUNT=N``), ``default@1`` (one thread).
 
 Rounds alternate old/new, quiet/loaded; the median of the rounds is reported. Prints ONE
 JSON line: {"name": "contention", "old_quiet_steps_s", "old_loaded_steps_s",
@@ -19,7 +22,7 @@ JSON line: {"name": "contention", "old_quiet_steps_s", "old_loaded_steps_s",
 target >= 0.40; a fair share is 0.5), "quiet_ratio" (new quiet / old quiet, target >= 1),
 "ratio" (= new_fraction / old_fraction), ...}.
 
-    python -m benchmarks.contention [--steps 30] [--rounds 3]
+    python -m benchmarks.contention [--steps 30] [--rounds 3] [--extra passive bounded:100000 ...]
     python -m benchmarks.contention --steps 1 --rounds 1 --warmup 0   # smoke: plumbing only
 """
 
@@ -42,10 +45,31 @@ WORKERS = 2
 CHILD_TIMEOUT_S = 600
 
 
+def variant_env(policy: str) -> dict[str, str]:
+    """Environment of a measured variant: ``old`` (torch's defaults), ``new`` (the policy as
+    shipped: the runtime's waiting and the thread governor), or a wait policy of the thread
+    policy (``passive``, ``default``, ``bounded:N`` with N spins), optionally ``@T`` for T
+    torch threads (``default@1``) and ``+governor`` for the governor (off otherwise)."""
+    if policy == "old":
+        return {"WORKBENCH_WAIT_POLICY": "default", "WORKBENCH_GOVERNOR": "0"}
+    if policy == "new":
+        return {}
+    policy, governor, _ = policy.partition("+governor")
+    policy, _, n_threads = policy.partition("@")
+    wait, _, spins = policy.partition(":")
+    env = {"WORKBENCH_WAIT_POLICY": wait}
+    if not governor:
+        env["WORKBENCH_GOVERNOR"] = "0"
+    if spins:
+        env["WORKBENCH_SPINCOUNT"] = spins
+    if n_threads:
+        env["WORKBENCH_THREADS"] = n_threads
+    return env
+
+
 def _child(policy: str, steps: int, warmup: int = WARMUP) -> None:
     """Run in a fresh process: time ``steps`` demo training steps, print {"steps_s": ...}."""
-    if policy == "old":
-        os.environ["WORKBENCH_WAIT_POLICY"] = "default"
+    os.environ.update(variant_env(policy))
     import workbench  # noqa: F401  (first: sets the OpenMP wait policy before torch loads)
     import torch
 
@@ -93,14 +117,19 @@ def _child(policy: str, steps: int, warmup: int = WARMUP) -> None:
         loss.backward()
         opt.step()
 
-    for _ in range(warmup):
-        step()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    dt = time.perf_counter() - t0
+    with threads.governed(n_threads) as governor:  # a no-op governor where disabled (old, fixed threads)
+        for _ in range(warmup):
+            threads.tick()
+            step()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            threads.tick()
+            step()
+        dt = time.perf_counter() - t0
     print(json.dumps({"steps_s": steps / dt, "threads": n_threads, "bf16": bf16,
-                      "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}))
+                      "governor": governor.enabled, "governed_threads": [h[2] for h in governor.history],
+                      "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+                      "gomp_spincount": os.environ.get("GOMP_SPINCOUNT")}))
 
 
 def _competitor() -> None:
@@ -113,8 +142,13 @@ def _competitor() -> None:
         a = torch.tanh(a @ a)
 
 
+#: Variables the parent's environment must not pass on (each child sets its own).
+CHILD_UNSET = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "KMP_BLOCKTIME", "GOMP_SPINCOUNT", "WORKBENCH_WAIT_POLICY",
+               "WORKBENCH_SPINCOUNT", "WORKBENCH_THREADS")
+
+
 def _measure(policy: str, steps: int, warmup: int = WARMUP) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "KMP_BLOCKTIME")}
+    env = {k: v for k, v in os.environ.items() if k not in CHILD_UNSET}
     proc = subprocess.run([sys.executable, "-m", "benchmarks.contention", "--child", policy, "--steps", str(steps),
                            "--warmup", str(warmup)],
                           capture_output=True, text=True, env=env, timeout=CHILD_TIMEOUT_S)
@@ -124,15 +158,16 @@ def _measure(policy: str, steps: int, warmup: int = WARMUP) -> dict:
     return json.loads(lines[-1])
 
 
-def run(steps: int = STEPS, rounds: int = ROUNDS, warmup: int = WARMUP) -> dict:
+def run(steps: int = STEPS, rounds: int = ROUNDS, warmup: int = WARMUP, extra: tuple[str, ...] = ()) -> dict:
     rates: dict[tuple[str, str], list[float]] = {}
     info: dict[str, dict] = {}
+    variants = ("old", "new", *extra)
     for r in range(rounds):
-        policies = ("old", "new") if r % 2 == 0 else ("new", "old")
+        policies = variants if r % 2 == 0 else variants[::-1]
         for load in ("quiet", "loaded"):
             competitor = None
             if load == "loaded":
-                env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+                env = {k: v for k, v in os.environ.items() if k not in CHILD_UNSET}
                 competitor = subprocess.Popen([sys.executable, "-m", "benchmarks.contention", "--competitor"],
                                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(2.0)  # let it reach its loop
@@ -140,7 +175,7 @@ def run(steps: int = STEPS, rounds: int = ROUNDS, warmup: int = WARMUP) -> dict:
                 for policy in policies:
                     res = _measure(policy, steps, warmup)
                     rates.setdefault((policy, load), []).append(res["steps_s"])
-                    info[policy] = res
+                    info[policy] = info[(policy, load)] = res
             finally:
                 if competitor is not None:
                     competitor.kill()
@@ -154,6 +189,17 @@ def run(steps: int = STEPS, rounds: int = ROUNDS, warmup: int = WARMUP) -> dict:
                     f"{policy}_fraction": round(l / q, 3), f"{policy}_threads": info[policy]["threads"],
                     f"{policy}_omp_wait_policy": info[policy]["omp_wait_policy"],
                     f"{policy}_all": {load: [round(x, 3) for x in rates[(policy, load)]] for load in ("quiet", "loaded")}})
+    out["variants"] = {}
+    for policy in variants:
+        q, l = statistics.median(rates[(policy, "quiet")]), statistics.median(rates[(policy, "loaded")])
+        out["variants"][policy] = {"env": variant_env(policy), "quiet_steps_s": round(q, 3),
+                                   "loaded_steps_s": round(l, 3), "fraction": round(l / q, 3),
+                                   "quiet_vs_old": round(q / med[("old", "quiet")], 3),
+                                   "omp_wait_policy": info[policy]["omp_wait_policy"],
+                                   "gomp_spincount": info[policy].get("gomp_spincount"),
+                                   "governor": info[policy].get("governor"),
+                                   "governed_threads": {ld: info[(policy, ld)].get("governed_threads")
+                                                        for ld in ("quiet", "loaded")}}
     out["quiet_ratio"] = round(out["new_quiet_steps_s"] / out["old_quiet_steps_s"], 3)
     out["ratio"] = round(out["new_fraction"] / out["old_fraction"], 3)
     out["baseline_s"] = round(1 / out["old_loaded_steps_s"], 4)  # seconds per step under load
@@ -166,7 +212,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=STEPS)
     ap.add_argument("--rounds", type=int, default=ROUNDS)
     ap.add_argument("--warmup", type=int, default=WARMUP, help="untimed steps first (fewer for a smoke run)")
-    ap.add_argument("--child", choices=("old", "new"), help=argparse.SUPPRESS)
+    ap.add_argument("--extra", nargs="*", default=[], metavar="VARIANT",
+                    help="more variants to measure beside old/new: passive, bounded, bounded:N (N spins), active")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--competitor", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.competitor:
@@ -174,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.child:
         _child(args.child, args.steps, args.warmup)
     else:
-        print(json.dumps(run(args.steps, args.rounds, args.warmup)))
+        print(json.dumps(run(args.steps, args.rounds, args.warmup, tuple(args.extra))))
 
 
 if __name__ == "__main__":

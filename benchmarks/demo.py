@@ -7,11 +7,12 @@ pretrains both models, extracts embeddings and probes from scratch) and its own 
 folder under ``--workdir``:
 
 * ``baseline``: the recipe before the performance pass of issue 16: probes one by one
-  (``--probe-mode sequential``) and the OpenMP runtime's own waiting
-  (``WORKBENCH_WAIT_POLICY=default``); threads as torch's default (one per core), which the
-  thread policy also gives on a quiet machine with the demo's cached-data workers;
+  (``--probe-mode sequential``), the OpenMP runtime's own waiting
+  (``WORKBENCH_WAIT_POLICY=default``) and no thread governor (``WORKBENCH_GOVERNOR=0``);
+  threads as torch's default (one per core), which the thread policy also gives on a quiet
+  machine with the demo's cached-data workers;
 * ``current``: what ``make demo`` runs now (probes of all seeds and tasks of a model trained
-  together, passive OpenMP waiting).
+  together, the runtime's waiting, the thread governor).
 
 Pretraining settings (steps, lr, batch) are the same in both: the headline is checked, not
 assumed: ``pitch_gain`` (SemiSupCon − ssl, nsynth_pitch accuracy; target >= 0.15 at the demo
@@ -39,7 +40,8 @@ import time
 from pathlib import Path
 
 RECIPES = {
-    "baseline": {"args": ["--probe-mode", "sequential"], "env": {"WORKBENCH_WAIT_POLICY": "default"}},
+    "baseline": {"args": ["--probe-mode", "sequential"], "env": {"WORKBENCH_WAIT_POLICY": "default",
+                                                                 "WORKBENCH_GOVERNOR": "0"}},
     "current": {"args": ["--probe-mode", "batched"], "env": {}},
 }
 #: embedded-benchmark size per demo scale (smoke: the tiny benchmark the tests use)
@@ -65,7 +67,8 @@ def run_recipe(name: str, scale: str, workdir: Path, seeds: int) -> dict:
         raise SystemExit(f"{cache} is not empty: the benchmark measures from an empty cache; pass a new --workdir.")
     cache.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "KMP_BLOCKTIME",
-                                                            "WORKBENCH_DATA", "WORKBENCH_THREADS")}
+                                                            "GOMP_SPINCOUNT", "WORKBENCH_DATA", "WORKBENCH_THREADS",
+                                                            "WORKBENCH_GOVERNOR", "WORKBENCH_WAIT_POLICY")}
     env.update({"WORKBENCH_CACHE": str(cache), "WORKBENCH_EMBEDDED_SCALE": RENDER_SCALE[scale], **recipe["env"]})
     cmd = [sys.executable, "-m", "workbench", "demo", "--out", str(base / "runs"), "--figures-dir",
            str(base / "figures"), "--scale", scale, "--seeds", str(seeds), "--fresh", "--no-progress", *recipe["args"]]

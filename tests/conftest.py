@@ -8,6 +8,10 @@ import os
 import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# the thread governor would size probes and training to the other test worker's load, so that
+# thread counts (and the last bits of results) would vary from run to run: off in tests
+# (tests/test_threads.py tests it with injected readings)
+os.environ.setdefault("WORKBENCH_GOVERNOR", "0")
 
 
 def pytest_addoption(parser):

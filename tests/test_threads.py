@@ -69,10 +69,12 @@ def test_the_environment_override_wins_and_is_checked():
 
 
 def test_wait_policy_variables_are_added_only_before_torch_and_never_overwrite():
-    env: dict = {}
+    assert T.DEFAULT_WAIT == "default"  # the runtime's own spin-then-sleep; the governor handles load
+    assert T.configure_openmp_env({}, modules={}) == {}
+    env: dict = {T.ENV_WAIT: "passive"}
     assert T.configure_openmp_env(env, modules={}) == {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
-    assert env == {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
-    env = {"OMP_WAIT_POLICY": "ACTIVE"}  # the user's choice stays
+    assert env == {T.ENV_WAIT: "passive", "OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
+    env = {T.ENV_WAIT: "passive", "OMP_WAIT_POLICY": "ACTIVE"}  # the user's choice stays
     assert T.configure_openmp_env(env, modules={}) == {"KMP_BLOCKTIME": "0"}
     assert env["OMP_WAIT_POLICY"] == "ACTIVE"
     env = {}
@@ -92,3 +94,102 @@ def test_apply_sets_and_restores_torch_threads(monkeypatch):
     with T.apply(threads=1) as n:
         assert n == 1 and torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_bounded_waiting_sets_a_spin_count_and_leaves_the_wait_policy_to_libgomp():
+    env = {T.ENV_WAIT: "bounded"}
+    assert T.openmp_env(env) == {"GOMP_SPINCOUNT": str(T.DEFAULT_SPINCOUNT),
+                                 "KMP_BLOCKTIME": T.BOUNDED_KMP_BLOCKTIME}
+    assert T.openmp_env({T.ENV_WAIT: "bounded", T.ENV_SPIN: "2500"})["GOMP_SPINCOUNT"] == "2500"
+    assert T.openmp_env({T.ENV_WAIT: "bounded", "GOMP_SPINCOUNT": "7"}) == {"KMP_BLOCKTIME": "1"}  # user's wins
+    # an explicit OMP_WAIT_POLICY would override GOMP_SPINCOUNT's meaning: the user's choice stands alone
+    assert T.openmp_env({T.ENV_WAIT: "bounded", "OMP_WAIT_POLICY": "PASSIVE"}) == {}
+    for bad in ("-5", "many", "1e4"):
+        with pytest.raises(ValueError, match=T.ENV_SPIN):
+            T.openmp_env({T.ENV_WAIT: "bounded", T.ENV_SPIN: bad})
+    with pytest.raises(ValueError, match="choose one of"):
+        T.openmp_env({T.ENV_WAIT: "spinning"})
+
+
+@pytest.mark.parametrize("ceiling, cores, others, threads", [
+    (2, 2, 0.0, 2),    # quiet: every thread
+    (2, 2, 0.03, 2),   # kernel housekeeping does not count
+    (2, 2, 0.7, 1),    # most of a core taken by someone else
+    (2, 2, 1.9, 1),    # a competitor on both cores: one thread, never zero
+    (8, 8, 2.4, 6),    # the cores left idle
+    (4, 8, 1.0, 4),    # never above the policy's ceiling
+    (2, 2, -0.2, 2),   # accounting jitter below zero
+])
+def test_governed_threads_are_the_idle_cores_within_the_ceiling(ceiling, cores, others, threads):
+    assert T.governed_threads(ceiling, cores, others) == threads
+
+
+class _Machine:
+    """Fake clock and CPU accounting: others use ``load`` cores, we use ``ours`` cores."""
+
+    def __init__(self):
+        self.t, self.busy, self.mine, self.load, self.ours_rate = 0.0, 0.0, 0.0, 0.0, 2.0
+
+    def advance(self, dt):
+        self.t += dt
+        self.busy += (self.load + self.ours_rate) * dt
+        self.mine += self.ours_rate * dt
+
+
+def test_the_governor_follows_the_load_at_its_interval_and_comes_back():
+    m, applied = _Machine(), []
+    gov = T.ThreadGovernor(2, 2, interval_s=2.0, env={}, clock=lambda: m.t, busy=lambda: m.busy,
+                           ours=lambda: m.mine, set_threads=applied.append)
+    assert gov.enabled and gov.step() == 2  # first call: a reading, no decision
+    m.advance(1.0)
+    assert gov.step() == 2 and applied == []  # before the interval: nothing measured
+    m.load = 1.6  # a competitor arrives
+    m.advance(2.5)
+    assert gov.step() == 1 and applied == [1]
+    m.advance(2.5)
+    assert gov.step() == 1 and applied == [1]  # unchanged: torch is not called again
+    m.load = 0.0  # it leaves
+    m.advance(2.5)
+    assert gov.step() == 2 and applied == [1, 2]
+    # the first window runs from the first reading (t = 0) to t = 3.5: 1.6 cores for 2.5 of 3.5 s
+    assert [h[1:] for h in gov.history] == [(round(1.6 * 2.5 / 3.5, 3), 1), (1.6, 1), (0.0, 2)]
+
+
+def test_a_fixed_thread_count_or_the_switch_turns_the_governor_off():
+    m, applied = _Machine(), []
+    for env in ({T.ENV_THREADS: "2"}, {T.ENV_GOVERNOR: "0"}):
+        gov = T.ThreadGovernor(2, 2, env=env, clock=lambda: m.t, busy=lambda: m.busy, ours=lambda: m.mine,
+                               set_threads=applied.append)
+        m.load = 2.0
+        gov.step(), m.advance(5.0), gov.step()
+        assert not gov.enabled and gov.threads == 2 and applied == []
+        assert gov.decide(sleep=lambda s: m.advance(s)) == 2
+
+
+def test_decide_takes_one_look_over_its_window():
+    m = _Machine()
+    m.load = 1.2
+    gov = T.ThreadGovernor(2, 2, env={}, clock=lambda: m.t, busy=lambda: m.busy, ours=lambda: m.mine,
+                           set_threads=lambda n: pytest.fail("decide must not set threads"))
+    assert gov.decide(window_s=0.25, sleep=lambda s: m.advance(s)) == 1
+    m.load = 0.0
+    assert gov.decide(window_s=0.25, sleep=lambda s: m.advance(s)) == 2
+
+
+def test_governed_installs_the_governor_that_tick_steps_and_restores_the_previous_one():
+    calls = []
+    assert T._ACTIVE is None
+    with T.governed(2, cores=2, env={}, set_threads=calls.append) as gov:
+        assert T._ACTIVE is gov
+        with T.governed(1, cores=2, env={T.ENV_GOVERNOR: "0"}):
+            assert T._ACTIVE is None  # a disabled inner block: tick does nothing
+            T.tick()
+        assert T._ACTIVE is gov
+    assert T._ACTIVE is None
+
+
+def test_the_real_accounting_reads_this_process_and_the_machine():
+    # psutil readings are monotone: our own CPU time is part of the machine's busy time
+    ours0, busy0 = T._tree_cpu_s(), T._system_busy_s()
+    sum(i * i for i in range(200_000))
+    assert T._tree_cpu_s() >= ours0 and T._system_busy_s() >= busy0 > 0

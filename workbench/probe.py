@@ -476,10 +476,10 @@ def probe_tasks(
             trains.append(emb["train"] if len(rows) == emb["train"].n_tracks else emb["train"].subset(rows))
     jobs = [(task, seed, emb) for task, emb in zip(tasks, embs) for seed in seeds]
     skipped_of = {id(emb): skipped for emb, skipped in zip(embs, skips)}
-    if probe_kwargs.get("threads") is None:  # the thread policy (workbench.threads)
-        from .threads import threads_for
+    if probe_kwargs.get("threads") is None:  # the thread policy, sized to the load now (workbench.threads)
+        from .threads import fair_threads
 
-        probe_kwargs["threads"] = threads_for(0)
+        probe_kwargs["threads"] = fair_threads(0)
     if len(jobs) > 1 and "on_epoch" not in probe_kwargs:
         from .batched_probe import ProbeJob, train_probes
 

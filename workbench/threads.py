@@ -13,19 +13,29 @@ cycles the others need (demo pretraining fell to 29 % of its quiet rate beside o
   A worker that reads the memory-mapped decoded cache is idle most of the time
   (``benchmarks/loader.py``: it produces views ~28x faster than the encoder uses them), so
   callers pass only the workers that decode audio (:func:`busy_workers`).
-* **waiting**: ``OMP_WAIT_POLICY=PASSIVE`` (and ``KMP_BLOCKTIME=0`` for Intel OpenMP) so a
-  thread with nothing to do sleeps instead of spinning. OpenMP reads these once, when
-  torch loads its OpenMP runtime, so :func:`configure_openmp_env` must run before the
-  first ``import torch``: ``import workbench`` does it (``workbench/__init__.py``), which
-  covers ``python -m workbench …``, ``make demo`` and notebooks that import workbench
-  before torch. A variable the user already set is never changed.
+* **waiting**: the OpenMP runtime's own (libgomp: spin ~300 000 iterations, then sleep),
+  the fastest on a quiet machine: passive waiting (``OMP_WAIT_POLICY=PASSIVE``, the
+  previous default) made quiet demo pretraining 0.82x as fast, because threads fall asleep
+  between the many small parallel regions of a step (``benchmarks/contention.py``). The
+  variables are read once, when torch loads its OpenMP runtime, so :func:`configure_openmp_env`
+  must run before the first ``import torch``: ``import workbench`` does it
+  (``workbench/__init__.py``). A variable the user already set is never changed.
+* **the governor** (:class:`ThreadGovernor`): spinning threads collapse beside other work
+  (each parallel region waits for its slowest, descheduled thread). During training, every
+  ``GOVERNOR_INTERVAL_S`` it measures the cores other processes keep busy and lowers torch's
+  threads to the cores they leave idle (:func:`governed_threads`; one thread when all are
+  taken), raising them again when the load leaves. Probes and embedding take one such look
+  when they start (:func:`fair_threads`) and keep that count, so a probe's numbers do not
+  change mid-training.
 
-Knobs (environment): ``WORKBENCH_THREADS=N`` fixes the thread count (``0`` or unset:
-the policy; an explicit ``threads=`` argument, e.g. ``train_probe(threads=1)``, wins over
-both); ``WORKBENCH_WAIT_POLICY=passive|active|default`` (default ``passive``;
-``default`` leaves the OpenMP runtime's own setting); ``OMP_WAIT_POLICY`` /
-``KMP_BLOCKTIME`` set by the user win. Functions take explicit arguments so the
-arithmetic is testable without touching the machine.
+Knobs (environment): ``WORKBENCH_THREADS=N`` fixes the thread count and turns the governor
+off (``0`` or unset: the policy; an explicit ``threads=`` argument, e.g.
+``train_probe(threads=1)``, wins over both); ``WORKBENCH_GOVERNOR=0`` turns the governor off;
+``WORKBENCH_WAIT_POLICY=default|passive|bounded|active`` (default ``default``: the runtime's
+own setting; ``bounded`` sets ``GOMP_SPINCOUNT=$WORKBENCH_SPINCOUNT``, default
+``DEFAULT_SPINCOUNT``); ``OMP_WAIT_POLICY`` / ``GOMP_SPINCOUNT`` / ``KMP_BLOCKTIME`` set by
+the user win. Functions take explicit arguments so the arithmetic is testable without
+touching the machine.
 """
 
 from __future__ import annotations
@@ -37,13 +47,19 @@ import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-__all__ = ["ENV_THREADS", "ENV_WAIT", "WAIT_POLICIES", "apply", "available_cores", "busy_workers",
-           "configure_openmp_env", "cgroup_quota", "parse_cpu_max", "policy_threads", "threads_for"]
+__all__ = ["ENV_GOVERNOR", "ENV_SPIN", "ENV_THREADS", "ENV_WAIT", "ThreadGovernor", "WAIT_POLICIES", "governed_threads", "apply", "available_cores", "busy_workers",
+           "configure_openmp_env", "cgroup_quota", "fair_threads", "governed", "parse_cpu_max", "policy_threads", "threads_for", "tick"]
 
 ENV_THREADS = "WORKBENCH_THREADS"
 ENV_WAIT = "WORKBENCH_WAIT_POLICY"
-WAIT_POLICIES = ("passive", "active", "default")
-DEFAULT_WAIT = "passive"
+ENV_SPIN = "WORKBENCH_SPINCOUNT"
+WAIT_POLICIES = ("passive", "bounded", "active", "default")
+DEFAULT_WAIT = "default"
+#: Busy-wait iterations of libgomp's ``bounded`` policy before a thread sleeps (``GOMP_SPINCOUNT``;
+#: libgomp's own default is 300 000, ``passive`` is 0). One iteration is a few nanoseconds.
+DEFAULT_SPINCOUNT = 10_000
+#: Intel OpenMP's bounded wait (``KMP_BLOCKTIME``, milliseconds; its smallest nonzero value).
+BOUNDED_KMP_BLOCKTIME = "1"
 #: cgroup v2 / v1 files holding the CPU quota of the process's cgroup (inside a container: its own).
 CGROUP_V2_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 CGROUP_V1_QUOTA = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
@@ -134,9 +150,17 @@ def openmp_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
         raise ValueError(f"{ENV_WAIT}={wait!r}: choose one of {', '.join(WAIT_POLICIES)}.")
     if wait == "default":
         return {}
-    wanted = {"OMP_WAIT_POLICY": wait.upper()}
-    if wait == "passive":
-        wanted["KMP_BLOCKTIME"] = "0"
+    if wait == "bounded":
+        raw = env.get(ENV_SPIN, "").strip() or str(DEFAULT_SPINCOUNT)
+        if not raw.isdigit():
+            raise ValueError(f"{ENV_SPIN}={raw!r}: expected a non-negative integer (busy-wait iterations).")
+        wanted = {"GOMP_SPINCOUNT": str(int(raw)), "KMP_BLOCKTIME": BOUNDED_KMP_BLOCKTIME}
+        if "OMP_WAIT_POLICY" in env:  # the user's wait policy wins over a spin count
+            return {}
+    else:
+        wanted = {"OMP_WAIT_POLICY": wait.upper()}
+        if wait == "passive":
+            wanted["KMP_BLOCKTIME"] = "0"
     return {k: v for k, v in wanted.items() if k not in env}
 
 
@@ -157,13 +181,22 @@ def threads_for(workers: int = 0) -> int:
     return policy_threads(workers)
 
 
+def fair_threads(workers: int = 0) -> int:
+    """:func:`threads_for`, lowered to the cores other processes leave idle right now (one
+    :meth:`ThreadGovernor.decide` look; the policy's count when the governor is off)."""
+    return ThreadGovernor(policy_threads(workers)).decide()
+
+
 @contextlib.contextmanager
 def apply(workers: int = 0, threads: int | None = None) -> Iterator[int]:
-    """Set torch's intra-op threads to ``threads`` (None: the policy) for the block, then
-    restore them; yields the count used."""
+    """Set torch's intra-op threads to ``threads`` (None: the policy, lowered to the cores
+    other processes leave idle: :func:`fair_threads`) for the block, then restore them;
+    yields the count used."""
     import torch
 
     n = policy_threads(workers) if threads is None else int(threads)
+    if threads is None:  # the policy's count, lowered to the cores other processes leave idle now
+        n = ThreadGovernor(n).decide()
     if n <= 0:
         raise ValueError(f"threads must be positive, got {n}.")
     before = torch.get_num_threads()
@@ -172,3 +205,162 @@ def apply(workers: int = 0, threads: int | None = None) -> Iterator[int]:
         yield n
     finally:
         torch.set_num_threads(before)
+
+
+# --------------------------------------------------------------------------- the governor
+#: Seconds between two looks at the machine (a look costs ~0.1 ms: two /proc reads).
+GOVERNOR_INTERVAL_S = 2.0
+#: Seconds of the one look that sizes a job about to start (:meth:`ThreadGovernor.decide`).
+FAIR_WINDOW_S = 0.25
+ENV_GOVERNOR = "WORKBENCH_GOVERNOR"
+
+
+def governed_threads(ceiling: int, cores: int, others_cores: float) -> int:
+    """Torch threads when other processes keep ``others_cores`` cores' worth busy: the cores
+    left idle (``cores - round(others_cores)``), at most ``ceiling`` (the policy's count), at
+    least 1. With other work on every core this is 1 thread: a single thread never waits at
+    an OpenMP barrier, so it loses nothing to descheduled or spinning team-mates."""
+    if ceiling < 1 or cores < 1:
+        raise ValueError(f"ceiling and cores must be >= 1, got {ceiling} and {cores}.")
+    if others_cores < 0:
+        others_cores = 0.0  # accounting jitter: our own time read a little after the system's
+    return max(1, min(ceiling, cores - int(math.floor(others_cores + 0.5))))
+
+
+def _system_busy_s() -> float:
+    import psutil
+
+    t = psutil.cpu_times()
+    return sum(getattr(t, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq", "steal"))
+
+
+def _tree_cpu_s(pid: int | None = None) -> float:
+    """CPU seconds of this process and its live descendants (loader workers), all threads."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:  # a worker that just exited
+            continue
+    return total
+
+
+class ThreadGovernor:
+    """Adapts torch's intra-op threads to the load while a long job runs.
+
+    Every ``interval_s`` it measures the CPU time other processes used since the last look
+    (the whole machine's busy time minus this process's and its workers'), and sets
+    ``torch.set_num_threads(governed_threads(...))``: all of the policy's threads on a quiet
+    machine (where OpenMP's own spinning wait is fastest), fewer as other work arrives, and
+    back when it leaves. Measured by ``benchmarks/contention.py``: spinning threads on a quiet
+    machine are ~1.2x faster than passive ones, and one thread beside a competing process is
+    ~1.9x faster than two spinning ones. Disabled (``enabled`` False) when the thread count is
+    fixed (``WORKBENCH_THREADS``, an explicit ``threads=``) or ``WORKBENCH_GOVERNOR=0``.
+
+    ``clock``, ``busy`` and ``ours`` (seconds) are injectable so the arithmetic is testable.
+    """
+
+    def __init__(self, ceiling: int | None = None, cores: int | None = None, *, interval_s: float = GOVERNOR_INTERVAL_S,
+                 env: Mapping[str, str] | None = None, clock=None, busy=None, ours=None, set_threads=None):
+        import time
+
+        env = os.environ if env is None else env
+        fixed = env.get(ENV_THREADS, "").strip() not in ("", "0")
+        self.enabled = not fixed and env.get(ENV_GOVERNOR, "1").strip() != "0"
+        self.cores = available_cores() if cores is None else int(cores)
+        self.ceiling = policy_threads(0, cores=self.cores, env=env) if ceiling is None else int(ceiling)
+        self.interval_s = float(interval_s)
+        self._clock = clock or time.monotonic
+        self._busy, self._ours = busy or _system_busy_s, ours or _tree_cpu_s
+        self._set = set_threads
+        self.threads = self.ceiling
+        self.history: list[tuple[float, float, int]] = []  # (time, others' cores, threads)
+        self._last = None
+
+    def _apply(self, n: int) -> None:
+        if self._set is not None:
+            self._set(n)
+            return
+        import torch
+
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+
+    def decide(self, window_s: float = FAIR_WINDOW_S, sleep=None) -> int:
+        """One look over ``window_s`` seconds: the thread count for a job about to start
+        (probes, embedding) whose thread count then stays fixed. Sets nothing."""
+        if not self.enabled:
+            return self.threads
+        import time
+
+        t0, busy0, ours0 = self._clock(), self._busy(), self._ours()
+        (sleep or time.sleep)(window_s)
+        now = self._clock()
+        others = ((self._busy() - busy0) - (self._ours() - ours0)) / max(now - t0, 1e-6)
+        return governed_threads(self.ceiling, self.cores, others)
+
+    def start(self) -> None:
+        """Take the first reading (the next :meth:`step` after ``interval_s`` decides)."""
+        if self.enabled:
+            self._last = (self._clock(), self._busy(), self._ours())
+
+    def step(self) -> int:
+        """Call often (every training step); looks at the machine every ``interval_s``.
+        Returns the thread count in force."""
+        if not self.enabled:
+            return self.threads
+        if self._last is None:
+            self.start()
+            return self.threads
+        now = self._clock()
+        t0, busy0, ours0 = self._last
+        if now - t0 < self.interval_s:
+            return self.threads
+        busy, ours = self._busy(), self._ours()
+        others = ((busy - busy0) - (ours - ours0)) / (now - t0)
+        self._last = (now, busy, ours)
+        n = governed_threads(self.ceiling, self.cores, others)
+        if n != self.threads:
+            self._apply(n)
+            self.threads = n
+        self.history.append((round(now, 3), round(others, 3), n))
+        return n
+
+
+#: The governor of the innermost :func:`governed` block (stepped by :func:`tick`), or None.
+_ACTIVE: ThreadGovernor | None = None
+
+
+@contextlib.contextmanager
+def governed(ceiling: int | None = None, **kwargs) -> Iterator[ThreadGovernor]:
+    """Let a :class:`ThreadGovernor` adapt torch's threads during the block (``ceiling``: the
+    most it may use; None = the count in force at entry, i.e. the policy's). Long loops call
+    :func:`tick` once per step; torch's thread count is restored by the enclosing
+    :func:`apply`. Must be entered on the thread that runs the torch ops (OpenMP's thread
+    count is per calling thread)."""
+    global _ACTIVE
+    import torch
+
+    gov = ThreadGovernor(torch.get_num_threads() if ceiling is None else ceiling, **kwargs)
+    gov.threads = torch.get_num_threads()  # in force now (apply may have started below the ceiling)
+    previous = _ACTIVE
+    _ACTIVE = gov if gov.enabled else None
+    gov.start()
+    try:
+        yield gov
+    finally:
+        _ACTIVE = previous
+
+
+def tick() -> None:
+    """Step the active governor (a no-op outside :func:`governed`; cheap: a clock read)."""
+    if _ACTIVE is not None:
+        _ACTIVE.step()
