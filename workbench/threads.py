@@ -208,7 +208,8 @@ def apply(workers: int = 0, threads: int | None = None) -> Iterator[int]:
 
 
 # --------------------------------------------------------------------------- the governor
-#: Seconds between two looks at the machine (a look costs ~0.1 ms: two /proc reads).
+#: Seconds between two looks at the machine (a look costs about a millisecond: /proc/stat and a
+#: scan of /proc for this process's workers).
 GOVERNOR_INTERVAL_S = 2.0
 #: Seconds of the one look that sizes a job about to start (:meth:`ThreadGovernor.decide`).
 FAIR_WINDOW_S = 0.25
@@ -253,6 +254,12 @@ def _tree_cpu_s(pid: int | None = None) -> float:
     return total
 
 
+def _others_cores(before: tuple[float, float, float], after: tuple[float, float, float]) -> float:
+    """Cores' worth of CPU that other processes used between two ``(time, busy, ours)`` readings."""
+    (t0, busy0, ours0), (t1, busy1, ours1) = before, after
+    return ((busy1 - busy0) - (ours1 - ours0)) / max(t1 - t0, 1e-6)
+
+
 class ThreadGovernor:
     """Adapts torch's intra-op threads to the load while a long job runs.
 
@@ -261,8 +268,8 @@ class ThreadGovernor:
     ``torch.set_num_threads(governed_threads(...))``: all of the policy's threads on a quiet
     machine (where OpenMP's own spinning wait is fastest), fewer as other work arrives, and
     back when it leaves. Measured by ``benchmarks/contention.py``: spinning threads on a quiet
-    machine are ~1.2x faster than passive ones, and one thread beside a competing process is
-    ~1.9x faster than two spinning ones. Disabled (``enabled`` False) when the thread count is
+    machine are ~1.17x faster than passive ones, and one thread beside a competing process is
+    ~2x faster than two spinning ones. Disabled (``enabled`` False) when the thread count is
     fixed (``WORKBENCH_THREADS``, an explicit ``threads=``) or ``WORKBENCH_GOVERNOR=0``.
 
     ``clock``, ``busy`` and ``ours`` (seconds) are injectable so the arithmetic is testable.
@@ -301,16 +308,18 @@ class ThreadGovernor:
             return self.threads
         import time
 
-        t0, busy0, ours0 = self._clock(), self._busy(), self._ours()
+        first = self._read()
         (sleep or time.sleep)(window_s)
-        now = self._clock()
-        others = ((self._busy() - busy0) - (self._ours() - ours0)) / max(now - t0, 1e-6)
-        return governed_threads(self.ceiling, self.cores, others)
+        return governed_threads(self.ceiling, self.cores, _others_cores(first, self._read()))
+
+    def _read(self) -> tuple[float, float, float]:
+        """(time, the machine's busy CPU seconds, ours) now."""
+        return self._clock(), self._busy(), self._ours()
 
     def start(self) -> None:
         """Take the first reading (the next :meth:`step` after ``interval_s`` decides)."""
         if self.enabled:
-            self._last = (self._clock(), self._busy(), self._ours())
+            self._last = self._read()
 
     def step(self) -> int:
         """Call often (every training step); looks at the machine every ``interval_s``.
@@ -320,13 +329,11 @@ class ThreadGovernor:
         if self._last is None:
             self.start()
             return self.threads
-        now = self._clock()
-        t0, busy0, ours0 = self._last
-        if now - t0 < self.interval_s:
+        if self._clock() - self._last[0] < self.interval_s:
             return self.threads
-        busy, ours = self._busy(), self._ours()
-        others = ((busy - busy0) - (ours - ours0)) / (now - t0)
-        self._last = (now, busy, ours)
+        reading = self._read()
+        others = _others_cores(self._last, reading)
+        now, self._last = reading[0], reading
         n = governed_threads(self.ceiling, self.cores, others)
         if n != self.threads:
             self._apply(n)
