@@ -20,7 +20,8 @@ Rounds alternate old/new, quiet/loaded; the median of the rounds is reported. Pr
 JSON line: {"name": "contention", "old_quiet_steps_s", "old_loaded_steps_s",
 "old_fraction", "new_quiet_steps_s", "new_loaded_steps_s", "new_fraction" (loaded/quiet,
 target >= 0.40; a fair share is 0.5), "quiet_ratio" (new quiet / old quiet, target >= 1),
-"ratio" (= new_fraction / old_fraction), ...}.
+"ratio" (= new_fraction / old_fraction), "pair" (two trainings at once vs one alone:
+"throughput_vs_alone", the pair's total steps/s over one process's), ...}.
 
     python -m benchmarks.contention [--steps 30] [--rounds 3] [--extra passive bounded:100000 ...]
     python -m benchmarks.contention --steps 1 --rounds 1 --warmup 0   # smoke: plumbing only
@@ -147,15 +148,37 @@ CHILD_UNSET = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "KMP_BLOCKTIME", "GOMP_SPIN
                "WORKBENCH_SPINCOUNT", "WORKBENCH_THREADS")
 
 
-def _measure(policy: str, steps: int, warmup: int = WARMUP) -> dict:
+def _start(policy: str, steps: int, warmup: int) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k not in CHILD_UNSET}
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.contention", "--child", policy, "--steps", str(steps),
-                           "--warmup", str(warmup)],
-                          capture_output=True, text=True, env=env, timeout=CHILD_TIMEOUT_S)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    return subprocess.Popen([sys.executable, "-m", "benchmarks.contention", "--child", policy, "--steps", str(steps),
+                             "--warmup", str(warmup)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+
+
+def _result(proc: subprocess.Popen, policy: str) -> dict:
+    out, err = proc.communicate(timeout=CHILD_TIMEOUT_S)
+    lines = [ln for ln in out.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"contention child ({policy}) failed:\n{proc.stderr[-2000:]}")
+        raise RuntimeError(f"contention child ({policy}) failed:\n{err[-2000:]}")
     return json.loads(lines[-1])
+
+
+def _measure(policy: str, steps: int, warmup: int = WARMUP) -> dict:
+    return _result(_start(policy, steps, warmup), policy)
+
+
+def pair(steps: int = STEPS, warmup: int = WARMUP) -> dict:
+    """Two demo trainings at once (as two models of ``make demo`` or two claims runners could
+    run) vs one alone: each process's steps/s and the pair's total throughput over the single
+    process's, for the shipped policy (the governors settle on one thread each) and for one
+    fixed thread each."""
+    alone = _measure("new", steps, warmup)["steps_s"]
+    out = {"alone_steps_s": round(alone, 3)}
+    for policy in ("new", "default@1"):
+        procs = [_start(policy, steps, warmup) for _ in range(2)]
+        rates = [_result(p, policy)["steps_s"] for p in procs]
+        out[policy] = {"steps_s": [round(r, 3) for r in rates], "throughput_vs_alone": round(sum(rates) / alone, 3)}
+    return out
 
 
 def run(steps: int = STEPS, rounds: int = ROUNDS, warmup: int = WARMUP, extra: tuple[str, ...] = ()) -> dict:
@@ -200,6 +223,7 @@ def run(steps: int = STEPS, rounds: int = ROUNDS, warmup: int = WARMUP, extra: t
                                    "governor": info[policy].get("governor"),
                                    "governed_threads": {ld: info[(policy, ld)].get("governed_threads")
                                                         for ld in ("quiet", "loaded")}}
+    out["pair"] = pair(steps, warmup)  # on the quiet machine
     out["quiet_ratio"] = round(out["new_quiet_steps_s"] / out["old_quiet_steps_s"], 3)
     out["ratio"] = round(out["new_fraction"] / out["old_fraction"], 3)
     out["baseline_s"] = round(1 / out["old_loaded_steps_s"], 4)  # seconds per step under load
