@@ -388,3 +388,16 @@ def test_the_tree_version_is_the_highest_data_set_version():
     assert set(embedded.DATASET_VERSIONS) == set(embedded.EMBEDDED_DATASETS)
     assert {m.NAME: m.VERSION for m in embedded.STAND_INS} == embedded.DATASET_VERSIONS
     assert embedded.GENERATOR_VERSION == str(max(int(v) for v in embedded.DATASET_VERSIONS.values()))
+
+
+def test_workers_get_their_gpu_or_an_equal_share_of_the_cores():
+    from workbench.claims.runner import worker_env
+
+    base = {"PATH": "/bin"}
+    assert worker_env(base, 1, 4, "cuda")["CUDA_VISIBLE_DEVICES"] == "1"
+    assert "WORKBENCH_THREADS" not in worker_env(base, 1, 4, "cuda")
+    assert [worker_env(base, k, 2, "cpu", cores=2)["WORKBENCH_THREADS"] for k in range(2)] == ["1", "1"]
+    assert worker_env(base, 0, 3, "cpu", cores=16)["WORKBENCH_THREADS"] == "5"  # floor(16 / 3)
+    assert worker_env(base, 0, 4, "cpu", cores=2)["WORKBENCH_THREADS"] == "1"  # never zero
+    assert worker_env({**base, "WORKBENCH_THREADS": "3"}, 0, 2, "cpu", cores=2)["WORKBENCH_THREADS"] == "3"
+    assert base == {"PATH": "/bin"}  # the caller's environment is not modified

@@ -12,7 +12,8 @@ then the MSA comparisons, then the ablations). A cell whose result file exists w
 same config hash is skipped; a changed hash is said and the cell recomputed; a cell locked
 by a live runner is left to it, so several runners (or ``devices=N``: N worker processes,
 one per GPU with ``--device cuda``, each running whole cells on its own device, so every
-cell's batch is what the grid says) share one grid. Killing a runner loses at most the
+cell's batch is what the grid says; on the CPU each worker gets ``cores // N`` threads)
+share one grid. Killing a runner loses at most the
 cell in flight (its training run resumes from the last checkpoint next time). A failing cell
 is recorded and the grid goes on; the exit status is 1 if any cell failed.
 """
@@ -34,7 +35,7 @@ from . import cells as C
 from . import store
 from .registry import CLAIM_IDS, Cell, Grid, build_grid
 
-__all__ = ["CellState", "Runner", "plan_states", "estimate_units", "main"]
+__all__ = ["CellState", "Runner", "plan_states", "estimate_units", "main", "worker_env"]
 
 #: Cost model (docs/claims.md): a cell costs ``steps × rows / ROW_STEPS_PER_UNIT`` units for its
 #: training (a COLA row weighs ``COLA_ROW_WEIGHT`` SampleCNN rows: EfficientNet-B0 on log-mel) plus
@@ -330,6 +331,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if summary["failed"] else 0
 
 
+def worker_env(env, k: int, n: int, device: str, cores: int | None = None) -> dict:
+    """The environment of worker ``k`` of ``n``: its GPU (``CUDA_VISIBLE_DEVICES=k``) with
+    ``--device cuda``; on the CPU an equal share of the cores as a fixed thread count
+    (``WORKBENCH_THREADS = cores // n``, at least 1; a count the user set is kept). Two
+    one-thread trainings side by side give 1.42x the throughput of one two-thread training on
+    a 2-core CPU (``benchmarks/contention.py``, ``pair``)."""
+    from ..threads import ENV_THREADS, available_cores
+
+    out = dict(env)
+    if device.startswith("cuda"):
+        out["CUDA_VISIBLE_DEVICES"] = str(k)
+    elif out.get(ENV_THREADS, "").strip() in ("", "0"):
+        out[ENV_THREADS] = str(max(1, (available_cores() if cores is None else int(cores)) // n))
+    return out
+
+
 def _spawn(args, n: int, results: Path) -> int:
     """N worker runners on one grid (the locks keep them apart); then the report."""
     base = [sys.executable, "-m", "workbench", "claims", "--scale", args.scale, "--device", args.device,
@@ -340,10 +357,7 @@ def _spawn(args, n: int, results: Path) -> int:
         base += ["--cells", *args.cells]
     procs = []
     for k in range(n):
-        env = dict(os.environ)
-        if args.device.startswith("cuda"):
-            env["CUDA_VISIBLE_DEVICES"] = str(k)
-        procs.append(subprocess.Popen(base, env=env))
+        procs.append(subprocess.Popen(base, env=worker_env(os.environ, k, n, args.device)))
         time.sleep(1.0)  # stagger: the first worker takes the first cell
     codes = [p.wait() for p in procs]
     if not args.no_report:
