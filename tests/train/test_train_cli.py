@@ -11,6 +11,7 @@ import importlib.util
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from workbench.config import COLAConfig, ConfigError, PretrainConfig, resolve_config
@@ -52,7 +53,11 @@ def test_config_reruns_a_saved_config_into_a_new_run_in_the_project_runs_folder(
     assert first.parent == project / "runs"  # relative runs_dir: the project's runs/, from any folder
     assert not (first / "tensorboard").exists()
     csv = pd.read_csv(first / "metrics.csv")
-    assert {"learning_rate", "grad_norm"} <= set(csv.columns)
+    assert {"learning_rate", "grad_norm", "torch_threads"} <= set(csv.columns)
+    from workbench.threads import threads_for
+
+    # the policy's count while training (no loader workers; the governor is off in tests)
+    assert (csv["torch_threads"].dropna() == threads_for(0)).all()
     assert np.allclose(csv["learning_rate"].dropna(), 1e-4)
     assert (np.isfinite(csv["grad_norm"].dropna()) & (csv["grad_norm"].dropna() > 0)).all()
     before = (first / "config.yaml").read_text()

@@ -284,8 +284,9 @@ def _newest_finite(ckpt_dir: Path) -> Path | None:
 
 
 class TrainingSignals(Callback):
-    """Logs ``learning_rate`` and ``grad_norm`` (the total L2 norm of the gradients, unscaled,
-    before clipping) every ``log_every`` steps."""
+    """Logs ``learning_rate``, ``grad_norm`` (the total L2 norm of the gradients, unscaled,
+    before clipping) and ``torch_threads`` (the CPU threads in force: the thread governor
+    changes them with the load) every ``log_every`` steps."""
 
     def __init__(self, log_every: int):
         self.log_every = log_every
@@ -295,7 +296,8 @@ class TrainingSignals(Callback):
             return
         grads = [p.grad.detach().float().norm() for p in module.parameters() if p.grad is not None]
         norm = torch.stack(grads).norm() if grads else torch.zeros(())
-        module.log_dict({"learning_rate": torch.tensor(float(optimizer.param_groups[0]["lr"])), "grad_norm": norm},
+        module.log_dict({"learning_rate": torch.tensor(float(optimizer.param_groups[0]["lr"])), "grad_norm": norm,
+                         "torch_threads": torch.tensor(float(torch.get_num_threads()))},
                         on_step=True, on_epoch=False, batch_size=1)
 
 
