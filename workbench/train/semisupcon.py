@@ -153,10 +153,9 @@ def _cached_readers(config: PretrainConfig) -> dict:
         return {}
     readers = {}
     for name, root in _sources(config):
-        if name is not None:
-            cache = reader_for(name, root, config.sample_rate)
-            if cache is not None:
-                readers[name] = CachedReader(cache, config.sample_rate)
+        cache = reader_for(name, root, config.sample_rate)
+        if cache is not None:
+            readers[name] = CachedReader(cache, config.sample_rate)
     return readers
 
 
