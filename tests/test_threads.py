@@ -193,3 +193,20 @@ def test_the_real_accounting_reads_this_process_and_the_machine():
     ours0, busy0 = T._tree_cpu_s(), T._system_busy_s()
     sum(i * i for i in range(200_000))
     assert T._tree_cpu_s() >= ours0 and T._system_busy_s() >= busy0 > 0
+
+
+def test_busy_time_counts_only_the_cpus_we_may_run_on():
+    from collections import namedtuple
+
+    Times = namedtuple("Times", "user nice system idle iowait irq softirq steal")
+    per_cpu = [Times(10, 0, 5, 100, 7, 1, 0, 0), Times(2, 1, 1, 50, 0, 0, 0, 0), Times(40, 0, 20, 0, 0, 0, 0, 3)]
+    assert T.busy_seconds(per_cpu, [0]) == 16  # idle and iowait excluded
+    assert T.busy_seconds(per_cpu, [0, 1]) == 16 + 4
+    assert T.busy_seconds(per_cpu, [0, 1, 2, 7]) == 16 + 4 + 63  # a CPU that went offline is skipped
+
+
+def test_a_quota_job_on_a_busy_host_keeps_its_quota_share():
+    # 4 cores of quota on a 64-CPU host where others keep 50 CPUs busy: 14 idle >= 4
+    assert T.governed_threads(4, 64, 50.0) == 4
+    # but a taskset of 4 CPUs on which others take 3: one thread
+    assert T.governed_threads(4, 4, 3.0) == 1

@@ -47,7 +47,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-__all__ = ["ENV_GOVERNOR", "ENV_SPIN", "ENV_THREADS", "ENV_WAIT", "ThreadGovernor", "WAIT_POLICIES", "governed_threads", "apply", "available_cores", "busy_workers",
+__all__ = ["ENV_GOVERNOR", "affinity_cpus", "busy_seconds", "ENV_SPIN", "ENV_THREADS", "ENV_WAIT", "ThreadGovernor", "WAIT_POLICIES", "governed_threads", "apply", "available_cores", "busy_workers",
            "configure_openmp_env", "cgroup_quota", "fair_threads", "governed", "parse_cpu_max", "policy_threads", "threads_for", "tick"]
 
 ENV_THREADS = "WORKBENCH_THREADS"
@@ -228,11 +228,28 @@ def governed_threads(ceiling: int, cores: int, others_cores: float) -> int:
     return max(1, min(ceiling, cores - int(math.floor(others_cores + 0.5))))
 
 
-def _system_busy_s() -> float:
+BUSY_FIELDS = ("user", "nice", "system", "irq", "softirq", "steal")
+
+
+def affinity_cpus() -> list[int]:
+    """The CPUs this process may run on (``sched_getaffinity``; all of them where unknown)."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return list(range(os.cpu_count() or 1))
+
+
+def busy_seconds(per_cpu: list, cpus: list[int]) -> float:
+    """Busy CPU seconds (every field but idle and iowait) of the CPUs ``cpus`` in a per-CPU
+    ``psutil.cpu_times(percpu=True)`` list: other processes count only where they run on our
+    CPUs (a taskset or cpuset job on a busy host is not throttled by the rest of the host)."""
+    return sum(getattr(per_cpu[c], f, 0.0) for c in cpus if c < len(per_cpu) for f in BUSY_FIELDS)
+
+
+def _system_busy_s(cpus: list[int] | None = None) -> float:
     import psutil
 
-    t = psutil.cpu_times()
-    return sum(getattr(t, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq", "steal"))
+    return busy_seconds(psutil.cpu_times(percpu=True), affinity_cpus() if cpus is None else cpus)
 
 
 def _tree_cpu_s(pid: int | None = None) -> float:
@@ -264,7 +281,8 @@ class ThreadGovernor:
     """Adapts torch's intra-op threads to the load while a long job runs.
 
     Every ``interval_s`` it measures the CPU time other processes used since the last look
-    (the whole machine's busy time minus this process's and its workers'), and sets
+    (the busy time of the CPUs this process may run on minus this process's and its
+    workers'), and sets
     ``torch.set_num_threads(governed_threads(...))``: all of the policy's threads on a quiet
     machine (where OpenMP's own spinning wait is fastest), fewer as other work arrives, and
     back when it leaves. Measured by ``benchmarks/contention.py``: spinning threads on a quiet
@@ -282,11 +300,14 @@ class ThreadGovernor:
         env = os.environ if env is None else env
         fixed = env.get(ENV_THREADS, "").strip() not in ("", "0")
         self.enabled = not fixed and env.get(ENV_GOVERNOR, "1").strip() != "0"
-        self.cores = available_cores() if cores is None else int(cores)
-        self.ceiling = policy_threads(0, cores=self.cores, env=env) if ceiling is None else int(ceiling)
+        # the CPUs we may run on (not capped by a cgroup quota: other work on the host counts only
+        # where it leaves fewer of them idle than the ceiling, which the quota caps)
+        cpus = affinity_cpus()
+        self.cores = len(cpus) if cores is None else int(cores)
+        self.ceiling = policy_threads(0, env=env) if ceiling is None else int(ceiling)
         self.interval_s = float(interval_s)
         self._clock = clock or time.monotonic
-        self._busy, self._ours = busy or _system_busy_s, ours or _tree_cpu_s
+        self._busy, self._ours = busy or (lambda: _system_busy_s(cpus)), ours or _tree_cpu_s
         self._set = set_threads
         self.threads = self.ceiling
         self.history: list[tuple[float, float, int]] = []  # (time, others' cores, threads)
