@@ -6,13 +6,14 @@ empty ``WORKBENCH_CACHE`` (so each renders the embedded benchmark, decodes the p
 pretrains both models, extracts embeddings and probes from scratch) and its own output
 folder under ``--workdir``:
 
-* ``baseline``: the recipe before the performance pass of issue 16: probes one by one
-  (``--probe-mode sequential``), the OpenMP runtime's own waiting
+* ``baseline``: the recipe before the performance pass of issue 16: models pretrained one
+  after the other (``--pretrain-mode sequential``), probes one by one (``--probe-mode sequential``), the OpenMP runtime's own waiting
   (``WORKBENCH_WAIT_POLICY=default``) and no thread governor (``WORKBENCH_GOVERNOR=0``);
   threads as torch's default (one per core), which the thread policy also gives on a quiet
   machine with the demo's cached-data workers;
-* ``current``: what ``make demo`` runs now (probes of all seeds and tasks of a model trained
-  together, the runtime's waiting, the thread governor).
+* ``current``: what ``make demo`` runs now (on the CPU both models pretrained side by side in
+  two processes with an equal share of the cores, probes of all seeds and tasks of a model
+  trained together, the runtime's waiting, the thread governor).
 
 Pretraining settings (steps, lr, batch) are the same in both: the headline is checked, not
 assumed: ``pitch_gain`` (SemiSupCon − ssl, nsynth_pitch accuracy; target >= 0.15 at the demo
@@ -40,9 +41,10 @@ import time
 from pathlib import Path
 
 RECIPES = {
-    "baseline": {"args": ["--probe-mode", "sequential"], "env": {"WORKBENCH_WAIT_POLICY": "default",
+    "baseline": {"args": ["--probe-mode", "sequential", "--pretrain-mode", "sequential"],
+                 "env": {"WORKBENCH_WAIT_POLICY": "default",
                                                                  "WORKBENCH_GOVERNOR": "0"}},
-    "current": {"args": ["--probe-mode", "batched"], "env": {}},
+    "current": {"args": ["--probe-mode", "batched", "--pretrain-mode", "side-by-side"], "env": {}},
 }
 #: embedded-benchmark size per demo scale (smoke: the tiny benchmark the tests use)
 RENDER_SCALE = {"smoke": "tiny", "demo": "demo"}

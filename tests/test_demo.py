@@ -47,3 +47,17 @@ def test_demo_pipeline_writes_summary_and_figure(tmp_path, run_slow, monkeypatch
     # a second run reuses the finished pretraining runs
     again = run_demo(out, scale=scale, seeds=seeds[:1], progress=False, figures_dir=tmp_path / "figures")
     assert again["runs"] == summary["runs"]
+
+
+@pytest.mark.parametrize("n, device, mode, cores, workers", [
+    (2, "cpu", "side-by-side", 2, 2),
+    (2, "cpu", "side-by-side", 1, 1),    # one core: one after the other
+    (2, "cpu", "side-by-side", 16, 2),   # never more processes than models
+    (1, "cpu", "side-by-side", 8, 1),    # one model left to train (the other reused)
+    (2, "cuda", "side-by-side", 8, 1),   # a GPU trains them in turn
+    (2, "cpu", "sequential", 8, 1),
+])
+def test_models_are_pretrained_side_by_side_on_the_cpu_only(n, device, mode, cores, workers):
+    from workbench.demo import side_by_side_workers
+
+    assert side_by_side_workers(n, device, mode, cores=cores) == workers
