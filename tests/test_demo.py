@@ -61,3 +61,20 @@ def test_models_are_pretrained_side_by_side_on_the_cpu_only(n, device, mode, cor
     from workbench.demo import side_by_side_workers
 
     assert side_by_side_workers(n, device, mode, cores=cores) == workers
+
+
+def test_progress_reads_the_step_column_of_the_newest_run(tmp_path):
+    import time as _time
+
+    from workbench.config import resolve_config
+    from workbench.demo import _latest_step
+
+    cfg = resolve_config("smoke", "simclr", name="demo-ssl", runs_dir=str(tmp_path))
+    since = _time.time() - 1.0
+    assert _latest_step(cfg, since) is None  # nothing started yet
+    logs = tmp_path / "20261201-120000-demo-ssl" / "logs" / "attempt0"
+    logs.mkdir(parents=True)
+    (logs / "metrics.csv").write_text("epoch,loss,step,torch_threads\n0,3.1,9,1.0\n0,2.9,19,1.0\n")
+    assert _latest_step(cfg, since) == 19
+    (logs / "metrics.csv").write_text("epoch,loss,step,torch_threads\n")
+    assert _latest_step(cfg, since) is None

@@ -205,10 +205,11 @@ def _latest_step(cfg: PretrainConfig, since: float) -> int | None:
         logs = sorted(run.glob("logs/attempt*/metrics.csv"))
         if logs:
             lines = logs[-1].read_text().strip().splitlines()
-            if len(lines) > 1:
+            header = lines[0].split(",") if lines else []
+            if len(lines) > 1 and "step" in header:
                 try:
-                    return int(lines[-1].rsplit(",", 1)[-1])
-                except ValueError:
+                    return int(float(lines[-1].split(",")[header.index("step")]))
+                except (ValueError, IndexError):  # a line being written
                     return None
     return None
 
