@@ -210,3 +210,10 @@ def test_a_quota_job_on_a_busy_host_keeps_its_quota_share():
     assert T.governed_threads(4, 64, 50.0) == 4
     # but a taskset of 4 CPUs on which others take 3: one thread
     assert T.governed_threads(4, 4, 3.0) == 1
+
+
+@pytest.mark.parametrize("n, cores, share", [(2, 2, 1), (3, 16, 5), (4, 2, 1), (1, 8, 8)])
+def test_an_equal_share_of_the_cores_is_the_floor_and_at_least_one(n, cores, share):
+    assert T.cores_share(n, cores) == share
+    with pytest.raises(ValueError):
+        T.cores_share(0, cores)

@@ -185,7 +185,7 @@ def side_by_side_workers(n_models: int, device: str, mode: str = "side-by-side",
     return max(1, min(n_models, available_cores() if cores is None else int(cores)))
 
 
-def _train_one(label: str, cfg: PretrainConfig, threads: int) -> str:
+def _train_one(cfg: PretrainConfig, threads: int) -> str:
     """Pretrain one model in a worker process with a fixed share of the cores."""
     import os
 
@@ -220,14 +220,14 @@ def _pretrain_side_by_side(todo: dict[str, PretrainConfig], workers: int, timing
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    from .threads import available_cores
+    from .threads import cores_share
 
-    threads = max(1, available_cores() // workers)
+    threads = cores_share(workers)
     print(f"pretraining {len(todo)} models side by side: {workers} processes × {threads} thread(s)", flush=True)
     since, t0 = time.time() - 1.0, time.perf_counter()
     out: dict[str, Path] = {}
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(_train_one, label, cfg, threads): label for label, cfg in todo.items()}
+        futures = {pool.submit(_train_one, cfg, threads): label for label, cfg in todo.items()}
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=SIDE_BY_SIDE_REPORT_S, return_when=FIRST_COMPLETED)

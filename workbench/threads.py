@@ -48,7 +48,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 __all__ = ["ENV_GOVERNOR", "affinity_cpus", "busy_seconds", "ENV_SPIN", "ENV_THREADS", "ENV_WAIT", "ThreadGovernor", "WAIT_POLICIES", "governed_threads", "apply", "available_cores", "busy_workers",
-           "configure_openmp_env", "cgroup_quota", "fair_threads", "governed", "parse_cpu_max", "policy_threads", "threads_for", "tick"]
+           "configure_openmp_env", "cgroup_quota", "cores_share", "fair_threads", "governed", "parse_cpu_max", "policy_threads", "threads_for", "tick"]
 
 ENV_THREADS = "WORKBENCH_THREADS"
 ENV_WAIT = "WORKBENCH_WAIT_POLICY"
@@ -174,6 +174,14 @@ def configure_openmp_env(env: dict | None = None, modules: Mapping | None = None
     added = openmp_env(env)
     env.update(added)
     return added
+
+
+def cores_share(n: int, cores: int | None = None) -> int:
+    """Threads for each of ``n`` processes sharing this process's cores equally (``cores // n``,
+    at least 1; ``cores`` defaulting to :func:`available_cores`)."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}.")
+    return max(1, (available_cores() if cores is None else int(cores)) // n)
 
 
 def threads_for(workers: int = 0) -> int:

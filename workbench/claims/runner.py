@@ -337,13 +337,13 @@ def worker_env(env, k: int, n: int, device: str, cores: int | None = None) -> di
     (``WORKBENCH_THREADS = cores // n``, at least 1; a count the user set is kept). Two
     one-thread trainings side by side give 1.42x the throughput of one two-thread training on
     a 2-core CPU (``benchmarks/contention.py``, ``pair``)."""
-    from ..threads import ENV_THREADS, available_cores
+    from ..threads import ENV_THREADS, cores_share
 
     out = dict(env)
     if device.startswith("cuda"):
         out["CUDA_VISIBLE_DEVICES"] = str(k)
     elif out.get(ENV_THREADS, "").strip() in ("", "0"):
-        out[ENV_THREADS] = str(max(1, (available_cores() if cores is None else int(cores)) // n))
+        out[ENV_THREADS] = str(cores_share(n, cores))
     return out
 
 
