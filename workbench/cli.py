@@ -14,6 +14,7 @@ Commands (each delegates to the ``main(argv)`` of the module that owns the conce
     probe          probe checkpoints on tasks            (workbench.probe)
     demo           the demo job run by `make demo`       (workbench.demo)
     experiments    run an experiment grid of notebooks   (workbench.experiments)
+    claims         the paper's claims grid and its report (workbench.claims)
 
 Bad input (a missing file, a wrong field, an unreadable clip, a full disk) ends in one
 line ``error: <what, where, and the fix>`` and exit status 2, without a traceback;
