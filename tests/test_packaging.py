@@ -43,3 +43,16 @@ def test_gtzan_split_lists_ship_as_package_data():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert "*.json" in project["tool"]["setuptools"]["package-data"]["workbench.data.loaders"]
     assert (ROOT / "workbench" / "data" / "loaders" / "gtzan_splits.json").exists()
+
+
+def test_cli_docstring_lists_every_command_with_its_module():
+    """`python -m workbench --help` prints the module docstring: each command of COMMANDS must
+    appear in it on one line with the module that owns it (the list drifted once)."""
+    from workbench import cli
+
+    lines = cli.__doc__.splitlines()
+    for words, module in cli.COMMANDS.items():
+        name = " ".join(words)
+        hits = [ln for ln in lines if re.match(rf"\s+{re.escape(name)}\s{{2,}}", ln)]
+        assert hits, f"command {name!r} missing from workbench/cli.py's docstring"
+        assert f"({module})" in hits[0], f"{name!r} should name its module {module}: {hits[0]!r}"

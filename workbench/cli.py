@@ -13,8 +13,8 @@ Commands (each delegates to the ``main(argv)`` of the module that owns the conce
     export         checkpoint -> encoder file (.safetensors) (workbench.models.export)
     probe          probe checkpoints on tasks            (workbench.probe)
     demo           the demo job run by `make demo`       (workbench.demo)
-    experiments    run an experiment grid of notebooks   (workbench.experiments)
-    claims         the paper's claims grid and its report (workbench.claims)
+    experiments run  run an experiment grid of notebooks (workbench.experiments)
+    claims         the paper's claims grid and its report (workbench.claims.runner)
 
 Bad input (a missing file, a wrong field, an unreadable clip, a full disk) ends in one
 line ``error: <what, where, and the fix>`` and exit status 2, without a traceback;
