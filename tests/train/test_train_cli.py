@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from workbench.config import COLAConfig, ConfigError, PretrainConfig, resolve_config
+from workbench.config import COLAConfig, ConfigError, PretrainConfig, resolve_cola_config, resolve_config
 from workbench.train import cola as C
 from workbench.train import pretrain as P
 
@@ -34,6 +34,21 @@ def test_help_lists_every_field_with_its_default(main, cls, capsys):
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         assert f"  {f.name} (" in out and f"= {default!r}" in out, f.name
+
+
+@pytest.mark.parametrize("main,trainer", [(P.main, "pretrain"), (C.main, "cola")])
+def test_help_shows_each_scale_preset_beside_the_built_in_default(main, trainer, capsys):
+    """The built-in default of `steps` is not what a run at a scale uses: --help says both."""
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    steps_line = next(ln for ln in out.splitlines() if ln.startswith("  steps ("))
+    resolve = resolve_config if trainer == "pretrain" else resolve_cola_config
+    for scale in ("smoke", "demo", "paper"):
+        assert f"{scale}: {resolve(scale).steps!r}" in steps_line, (scale, steps_line)
+    # a field no scale sets shows no preset list
+    name_line = next(ln for ln in out.splitlines() if ln.startswith("  name ("))
+    assert "[" not in name_line
 
 
 def test_print_config_shows_the_resolved_config(capsys):

@@ -11,20 +11,35 @@ from pathlib import Path
 import yaml
 
 from ..config import field_help
+from ..scales import SCALE_NAMES, scale_defaults
 
 __all__ = ["trainer_parser", "parse_overrides", "fields_epilog", "run_cli"]
 
 
-def fields_epilog(cls: type) -> str:
-    """Every field of ``cls`` as ``name (type) = default  doc``."""
-    lines = [f"config fields ({cls.__name__}; override as key=value, YAML values):"]
+def fields_epilog(cls: type, trainer: str | None = None) -> str:
+    """Every field of ``cls`` as ``name (type) = default  doc``; with ``trainer`` (a key of
+    :data:`workbench.scales.TRAINERS`), each field a scale preset sets also shows the preset
+    values (``[smoke: 4, demo: 2000, paper: 200000]``), since a run starts from its scale's."""
+    presets = {}
+    if trainer is not None:
+        for scale in SCALE_NAMES:
+            for name, value in scale_defaults(scale, trainer).items():
+                presets.setdefault(name, []).append(f"{scale}: {value!r}")
+    head = f"config fields ({cls.__name__}; override as key=value, YAML values):"
+    if presets:
+        head += ("\n  '= value' is the built-in default; [scale: value] the scale presets a run starts from"
+                 "\n  (method presets may set more; --print-config shows the resolved config)")
+    lines = [head]
     for name, kind, default, doc in field_help(cls):
-        lines.append(f"  {name} ({kind}) = {default!r}" + (f"\n      {doc}" if doc else ""))
+        line = f"  {name} ({kind}) = {default!r}"
+        if name in presets:
+            line += f"  [{', '.join(presets[name])}]"
+        lines.append(line + (f"\n      {doc}" if doc else ""))
     return "\n".join(lines)
 
 
-def trainer_parser(prog: str, description: str | None, cls: type) -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog=prog, description=description, epilog=fields_epilog(cls),
+def trainer_parser(prog: str, description: str | None, cls: type, trainer: str | None = None) -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog=prog, description=description, epilog=fields_epilog(cls, trainer),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--resume", help="an unfinished run directory to continue from its newest checkpoint; "
                                      "overrides may change only steps, num_workers and hardware fields")

@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m workbench cola [--scale demo] [key=value …] [--resume DIR]``: COLA-MSA pretraining."""
     from .cli import run_cli, trainer_parser
 
-    ap = trainer_parser("workbench cola", main.__doc__, COLAConfig)
+    ap = trainer_parser("workbench cola", main.__doc__, COLAConfig, "cola")
     ap.add_argument("--scale", default="demo", choices=sorted(COLA_SCALES))
     args = ap.parse_args(argv)
     return run_cli(ap, args, cls=COLAConfig, load=load_cola_config, train=train_cola,

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..config import METHODS, SCALES, load_config, resolve_config
     from .cli import run_cli, trainer_parser
 
-    ap = trainer_parser("workbench pretrain", main.__doc__, PretrainConfig)
+    ap = trainer_parser("workbench pretrain", main.__doc__, PretrainConfig, "pretrain")
     ap.add_argument("--scale", default="demo", choices=sorted(SCALES))
     ap.add_argument("--method", default="semisupcon", choices=sorted(METHODS))
     args = ap.parse_args(argv)
