@@ -45,6 +45,9 @@ LAST_GOOD = "last-good.ckpt"
 #: the checkpoint would silently ignore it).
 RESUME_EDITABLE = ("steps", "num_workers", "accelerator", "devices", "num_nodes", "strategy", "log_every",
                    "checkpoint_every", "compile", "runs_dir")
+#: Lightning's warning on a mid-epoch resume with a loader that has no ``state_dict`` (a regex):
+#: not shown, since a resumed run reseeds its batches by the resumed step on purpose.
+RESUME_LOADER_WARNING = r"You're resuming from a checkpoint that ended before the epoch ended"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -421,7 +424,11 @@ def fit(method: Method | str, config=None, *, resume: str | Path | None = None, 
     try:
         # torch threads: the policy, then adapted to the load while training (workbench.threads)
         workers = _busy_loader_workers(loader)
-        with threads.apply(workers=workers), threads.governed(threads.threads_for(workers)):
+        with threads.apply(workers=workers), threads.governed(threads.threads_for(workers)), \
+                warnings.catch_warnings():
+            # Lightning warns that a mid-epoch resume with a stateless loader "can cause unreliable
+            # results"; ours is reseeded by the resumed step on purpose (above), so it is not shown
+            warnings.filterwarnings("ignore", message=RESUME_LOADER_WARNING)
             trainer.fit(module, train_dataloaders=loader, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
     finally:
         if trainer.is_global_zero:
