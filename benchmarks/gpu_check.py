@@ -31,6 +31,13 @@ after it is recorded as skipped):
     views of 6 561 samples, the demo augmentation chain on the GPU, encoder + head + SemiSupCon
     loss with labels, Adam), fp32 and bf16 autocast.  Synthetic audio (no data set on the machine):
     this is the GPU step rate, not the data loader's.
+``batched_probe``
+    Issue 16's probe target where it is expected to pay (each small kernel costs a launch):
+    three probe seeds (MLP, 512 hidden) on :mod:`benchmarks.probe`'s synthetic embeddings,
+    trained one by one (``workbench.probe.train_probe``) and as one batched model
+    (``workbench.batched_probe.train_probes``) on the GPU for a fixed number of epochs
+    (:data:`PROBE_EPOCHS`, no early stop): the ratio of the two wall times, and every batched
+    member's parameters against its sequential twin (max |difference| <= :data:`PROBE_TOL`).
 
 Writes ``benchmarks/gpu_results.json`` (``--out``) and exits 1 if a check failed.  Without
 CUDA it prints one line ``gpu_check: skipped (...)`` and exits 0, writing nothing.
@@ -78,6 +85,10 @@ WARMUP_STEPS = 3
 TIMED_STEPS = 10
 LABEL_CLASSES = 10
 SEED = 0
+#: batched_probe: epochs per probe (fixed: patience = epochs), seeds, parameter tolerance.
+PROBE_EPOCHS = 30
+PROBE_SEEDS = 3
+PROBE_TOL = 1e-4
 #: Smaller sizes for the CPU self-test of the checks' logic (tests/test_gpu_check.py).
 SMOKE = dict(encoder={"name": "samplecnn", "channels": [8, 8, 16, 16, 16], "out_dim": 32, "sample_rate": 16000},
              clips=4, samples=729)
@@ -383,6 +394,41 @@ def check_demo_pretraining(device: torch.device, budget_s: float, smoke: bool = 
     return res
 
 
+def check_batched_probe(device: torch.device, budget_s: float, smoke: bool = False) -> dict:
+    import numpy as np
+
+    from benchmarks import probe as bench
+    from workbench.batched_probe import ProbeJob, train_probes
+    from workbench.data.tasks import ProbeSpec, Task
+    from workbench.probe import train_probe
+
+    rng = np.random.default_rng(SEED)
+    centres = rng.normal(0, 0.15, (bench.N_CLASSES, bench.DIM))
+    sizes = (60, 30) if smoke else (bench.N_TRAIN, bench.N_VALID)
+    train, valid = (bench._split(n, rng, centres) for n in sizes)
+    task = Task("bench", "bench", "multiclass", [str(c) for c in range(bench.N_CLASSES)], ["accuracy"],
+                ProbeSpec(bench.DIM, 0.1))
+    epochs = 2 if smoke else PROBE_EPOCHS
+    settings = dict(max_epochs=epochs, patience=epochs, device=device)
+    seeds = range(PROBE_SEEDS)
+    _sync(device)
+    t0 = time.perf_counter()
+    seq = [train_probe(train, valid, task, seed=s, **settings) for s in seeds]
+    _sync(device)
+    t1 = time.perf_counter()
+    bat = train_probes([ProbeJob(train, valid, task, s) for s in seeds], **settings)
+    _sync(device)
+    t2 = time.perf_counter()
+    diffs = []
+    for a, b in zip(seq, bat):
+        sa, sb = a.state_dict(), b.state_dict()
+        diffs.append(max(float((sa[k].float() - sb[k].float()).abs().max()) for k in sa))
+    max_diff = max(diffs)
+    return dict(ok=max_diff <= PROBE_TOL, seeds=len(seq), epochs=epochs, n_train_chunks=train.n_chunks,
+                sequential_s=round(t1 - t0, 3), batched_s=round(t2 - t1, 3), ratio=round((t1 - t0) / (t2 - t1), 3),
+                target_ratio=3.0, max_param_diff=max_diff, identical=max_diff == 0.0)
+
+
 #: The checks, in the order they run.
 CHECKS: dict[str, Callable[..., dict]] = {
     "augment_parity": check_augment_parity,
@@ -390,6 +436,7 @@ CHECKS: dict[str, Callable[..., dict]] = {
     "ddp_step": check_ddp_step,
     "paper_throughput": check_paper_throughput,
     "demo_pretraining": check_demo_pretraining,
+    "batched_probe": check_batched_probe,
 }
 
 

@@ -32,7 +32,7 @@ def test_without_cuda_prints_one_skip_line_and_exits_0(tmp_path):
 
 
 def test_checks_run_on_cpu_at_smoke_size():
-    only = ["augment_parity", "bf16_step", "paper_throughput", "demo_pretraining"]
+    only = ["augment_parity", "bf16_step", "paper_throughput", "demo_pretraining", "batched_probe"]
     res = gpu_check.run_checks(torch.device("cpu"), budget_s=240, smoke=True, only=only)
     assert list(res) == only
     for name, r in res.items():
@@ -45,6 +45,9 @@ def test_checks_run_on_cpu_at_smoke_size():
     assert 0 < b["loss_rel_diff"] < gpu_check.BF16_LOSS_TOL and -1 <= b["grad_cosine"] <= 1
     for name in ("paper_throughput", "demo_pretraining"):
         assert res[name]["fp32"]["examples_per_s"] > 0 and res[name]["bf16"]["steps"] >= 1
+    # on the CPU the batched probe's members are bit-identical to the sequential ones
+    p = res["batched_probe"]
+    assert p["ok"] and p["identical"] and p["seeds"] == gpu_check.PROBE_SEEDS and p["ratio"] > 0
 
 
 def test_a_failing_check_is_recorded_and_the_rest_still_run(monkeypatch):
