@@ -160,6 +160,31 @@ def test_report_schema_verdicts_and_pending(tmp_path):
     assert paths["md"].read_text().count("| `T3-tags` |") == 1
 
 
+def test_report_counts_each_claims_cells_and_cuts_long_paper_text(tmp_path):
+    grid = _grid()
+    cells = list(grid.cells.values())
+    Runner(grid, tmp_path, executor=FakeExecutor(), identity=_identity(MTAT_V), log=lambda s: None).run(cells[:4])
+    progress: dict = {}
+    payload, _ = report.build_report("smoke", tmp_path, grid, progress=progress)
+    done_ids = {c.id for c in cells[:4]}
+    for claim in grid.claims:
+        read = {grid.cell_of(r, s).id for part in claim.parts for cond in part.conditions
+                for r in cond.recipes for s in cond.seeds}
+        assert progress[claim.id] == (len(read & done_ids), len(read)), claim.id
+    md = report.write_report("smoke", tmp_path, tmp_path / "fig", grid)["md"].read_text()
+    for c in payload["claims"]:
+        row = next(ln for ln in md.splitlines() if ln.startswith(f"| `{c['id']}` |"))
+        if c["verdict"] == "pending":
+            assert "({} of {} cells)".format(*progress[c["id"]]) in row
+        full = report._paper_text(c["paper"])
+        if len(full) > report.PAPER_CELL_CHARS:
+            assert full not in row and "(in full below)" in row and f"- paper: {full}" in md
+        else:
+            assert full in row
+    # one seed shows no spread
+    assert report._pct([0.5]) == "50.0 (n=1)" and report._pct([0.5, 0.7]) == "60.0 ± 14.1 (n=2)"
+
+
 def test_registry_lists_every_claim_and_shares_cells():
     from workbench.claims.registry import CLAIM_IDS
 

@@ -30,6 +30,8 @@ from .verdict import RULE, claim_verdict, part_verdict
 __all__ = ["build_report", "write_report", "report_paths", "measure_value", "figure_path", "PERCENT"]
 
 PERCENT = 100.0
+#: The summary table's paper column is cut at this many characters (the part list has it all).
+PAPER_CELL_CHARS = 240
 FIGURE_FILES = {"table2": "figure2_table2.png", "table3": "table3.png", "table4": "table4.png",
                 "table6": "table6.png", "table7": "table7.png", "figure3": "figure3.png", "figure4": "figure4.png",
                 "msa": "msa.png", "msa-pair-accuracy": "msa_pair_accuracy.png"}
@@ -172,8 +174,17 @@ def _num(v):
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
 
-def build_report(scale: str, results: Path | None = None, grid: Grid | None = None) -> tuple[dict, dict]:
-    """(claims.json payload, {claim id: what is missing})."""
+def _claim_cells(res: _Results, claim: Claim) -> tuple[int, int]:
+    """(cells with a usable result, cells the claim reads), each cell counted once."""
+    cells = {res.grid.cell_of(recipe, seed).id: res.grid.cell_of(recipe, seed)
+             for part in claim.parts for cond in part.conditions for recipe in cond.recipes for seed in cond.seeds}
+    return sum(res.get(cell) is not None for cell in cells.values()), len(cells)
+
+
+def build_report(scale: str, results: Path | None = None, grid: Grid | None = None,
+                 progress: dict | None = None) -> tuple[dict, dict]:
+    """(claims.json payload, {claim id: what is missing}). ``progress``, if a dict, receives
+    {claim id: (cells done, cells read)} for the markdown's verdict column."""
     grid = grid or build_grid(scale)
     res = _Results(grid, results if results is not None else store.results_dir(scale))
     entries, missing = [], {}
@@ -181,6 +192,8 @@ def build_report(scale: str, results: Path | None = None, grid: Grid | None = No
         entry, miss = _claim_entry(res, claim, scale)
         entries.append(entry)
         missing[claim.id] = miss
+        if progress is not None:
+            progress[claim.id] = _claim_cells(res, claim)
     synthetic = None if not res.synthetic else (True if res.synthetic == {True} else
                                                  False if res.synthetic == {False} else "mixed")
     return {"scale": scale, "synthetic": synthetic, "rule": RULE, "claims": entries}, missing
@@ -190,8 +203,9 @@ def _pct(values) -> str:
     if not values:
         return "—"
     arr = PERCENT * np.asarray(values, dtype=float)
-    std = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
-    return f"{arr.mean():.1f} ± {std:.1f} (n={len(arr)})"
+    if len(arr) == 1:  # one seed has no spread to show
+        return f"{arr[0]:.1f} (n=1)"
+    return f"{arr.mean():.1f} ± {float(arr.std(ddof=1)):.1f} (n={len(arr)})"
 
 
 def _paper_text(paper: dict) -> str:
@@ -208,7 +222,16 @@ def _paper_text(paper: dict) -> str:
     return text.replace("|", "/")
 
 
-def _md(payload: dict, missing: dict, figures: Path) -> str:
+def _paper_cell(paper: dict) -> str:
+    """The paper's numbers for the summary table: cut at :data:`PAPER_CELL_CHARS` (the part
+    list below gives them in full)."""
+    text = _paper_text(paper)
+    if len(text) <= PAPER_CELL_CHARS:
+        return text
+    return text[:PAPER_CELL_CHARS].rsplit(" ", 1)[0] + " … (in full below)"
+
+
+def _md(payload: dict, missing: dict, figures: Path, progress: dict | None = None) -> str:
     syn = payload["synthetic"]
     data = {True: "the embedded **synthetic** benchmark", False: "real data sets", None: "no results yet",
             "mixed": "MIXED synthetic and real results (do not compare)"}[syn]
@@ -227,12 +250,19 @@ def _md(payload: dict, missing: dict, figures: Path) -> str:
             ours += f" (+{len(c['parts']) - 1} more part{'s' if len(c['parts']) > 2 else ''} below)"
         link = Path(c["figure"])
         link = Path(*link.parts[1:]) if link.parts and link.parts[0] == "figures" else link  # beside the md
+        verdict = f"**{c['verdict']}**"
+        if progress and c["id"] in progress and c["verdict"] == "pending":
+            verdict += " ({} of {} cells)".format(*progress[c["id"]])
         lines.append(f"| `{c['id']}` | {c['source']} | {c['statement'].replace('|', '/')} | "
-                     f"{_paper_text(c['paper'])} | {ours.replace('|', '/')} | **{c['verdict']}** | "
+                     f"{_paper_cell(c['paper'])} | {ours.replace('|', '/')} | {verdict} | "
                      f"[{link.name}]({link.as_posix()}) |")
     lines += ["", "## Parts", ""]
     for c in payload["claims"]:
         lines.append(f"### `{c['id']}` — {c['verdict']}")
+        if progress and c["id"] in progress:
+            lines.append("- cells: {} of {} done".format(*progress[c["id"]]))
+        if _paper_text(c["paper"]) != _paper_cell(c["paper"]):
+            lines.append(f"- paper: {_paper_text(c['paper'])}")
         for p in c["parts"]:
             stat = "" if p["p_value"] is None else f", {p['test']}: statistic {p['statistic']:.3g}, p = {p['p_value']:.3g}"
             lines.append(f"- {p['metric']} (expect {p['expect']}): **{p['verdict']}**{stat}")
@@ -253,11 +283,12 @@ def write_report(scale: str, results: Path | None = None, figures: str | Path = 
     """Write ``claims.md`` and ``claims.json`` (:func:`report_paths`); returns their paths."""
     from ..params import resolve_path
 
-    payload, missing = build_report(scale, results, grid)
+    progress: dict = {}
+    payload, missing = build_report(scale, results, grid, progress=progress)
     fig_root = resolve_path(figures)
     paths = {k: resolve_path(v) for k, v in report_paths(scale, figures).items()}
     paths["md"].parent.mkdir(parents=True, exist_ok=True)
     paths["json"].write_text(json.dumps(payload, indent=1, default=str) + "\n")
-    paths["md"].write_text(_md(payload, missing, Path(figures)) + "\n")
+    paths["md"].write_text(_md(payload, missing, Path(figures), progress) + "\n")
     del fig_root
     return paths
