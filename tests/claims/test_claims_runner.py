@@ -181,6 +181,21 @@ def test_report_counts_each_claims_cells_and_cuts_long_paper_text(tmp_path):
             assert full not in row and "(in full below)" in row and f"- paper: {full}" in md
         else:
             assert full in row
+    # the cost section: every finished cell once, with the CPU seconds it recorded
+    rows = report.cost_rows("smoke", tmp_path, grid)
+    assert [r["cell"] for r in rows] == [c.id for c in cells[:4]]
+    for r in rows:
+        stored = json.loads((tmp_path / f"{r['cell']}.json").read_text())
+        assert r["cpu_s"] == pytest.approx(stored.get("cpu_s") or 0.0)
+        assert f"| `{r['cell']}` |" in md.split("## Cost of the finished cells")[1]
+    total = sum(r["cpu_s"] for r in rows) / 3600
+    assert f"4 of {len(cells)} cells finished: **{total:.2f} CPU hours**" in md
+    # a resumed cell's CPU seconds are its last attempt's only: marked as a lower bound
+    first = tmp_path / f"{cells[0].id}.json"
+    stored = json.loads(first.read_text())
+    first.write_text(json.dumps({**stored, "cpu_s": 123.0, "train": {**(stored.get("train") or {}), "how": "resumed"}}))
+    md = report.write_report("smoke", tmp_path, tmp_path / "fig", grid)["md"].read_text()
+    assert f"| `{cells[0].id}` | {cells[0].recipe.trainer} | 123 * |" in md and "lower bound" in md
     # one seed shows no spread
     assert report._pct([0.5]) == "50.0 (n=1)" and report._pct([0.5, 0.7]) == "60.0 ± 14.1 (n=2)"
 

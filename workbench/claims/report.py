@@ -27,7 +27,7 @@ from . import store
 from .registry import Claim, Condition, Grid, build_grid
 from .verdict import RULE, claim_verdict, part_verdict
 
-__all__ = ["build_report", "write_report", "report_paths", "measure_value", "figure_path", "PERCENT"]
+__all__ = ["build_report", "write_report", "report_paths", "measure_value", "figure_path", "cost_rows", "PERCENT"]
 
 PERCENT = 100.0
 #: The summary table's paper column is cut at this many characters (the part list has it all).
@@ -181,6 +181,46 @@ def _claim_cells(res: _Results, claim: Claim) -> tuple[int, int]:
     return sum(res.get(cell) is not None for cell in cells.values()), len(cells)
 
 
+#: How a cell's training ran (``train.how``) when its ``cpu_s`` covers only its last attempt.
+PARTIAL_CPU = ("resumed", "reused")
+
+
+def cost_rows(scale: str, results: Path | None = None, grid: Grid | None = None) -> list[dict]:
+    """One row per finished cell of the grid, in grid order: cell, trainer, claims, CPU and wall
+    seconds as the cell recorded them, how it trained, and whether ``cpu_s`` is complete (a cell
+    resumed from a killed attempt, or reusing a finished training run, records only its last
+    attempt: a lower bound)."""
+    grid = grid or build_grid(scale)
+    res = _Results(grid, results if results is not None else store.results_dir(scale))
+    rows = []
+    for cell in grid.cells.values():
+        result = res.get(cell)
+        if result is None:
+            continue
+        how = (result.get("train") or {}).get("how")
+        rows.append({"cell": cell.id, "trainer": cell.recipe.trainer, "claims": list(cell.claims),
+                     "cpu_s": float(result.get("cpu_s") or 0.0), "wall_s": float(result.get("wall_s") or 0.0),
+                     "how": how, "cpu_complete": how not in PARTIAL_CPU})
+    return rows
+
+
+def _cost_md(rows: list[dict], n_cells: int) -> list[str]:
+    if not rows:
+        return []
+    cpu, wall = sum(r["cpu_s"] for r in rows), sum(r["wall_s"] for r in rows)
+    partial = [r for r in rows if not r["cpu_complete"]]
+    lines = ["## Cost of the finished cells", "",
+             f"{len(rows)} of {n_cells} cells finished: **{cpu / 3600:.2f} CPU hours** ({wall / 3600:.2f} h of wall "
+             "time, each cell's own; cells ran side by side on a shared CPU, so wall time is not the grid's)."
+             + (f" {len(partial)} cell(s) resumed a killed attempt or reused a finished training run; their CPU "
+                "seconds cover the last attempt only (a lower bound, marked *)." if partial else ""), "",
+             "| cell | trainer | CPU s | wall s | training |", "|---|---|---|---|---|"]
+    for r in rows:
+        mark = "" if r["cpu_complete"] else " *"
+        lines.append(f"| `{r['cell']}` | {r['trainer']} | {r['cpu_s']:.0f}{mark} | {r['wall_s']:.0f} | {r['how'] or '—'} |")
+    return lines + [""]
+
+
 def build_report(scale: str, results: Path | None = None, grid: Grid | None = None,
                  progress: dict | None = None) -> tuple[dict, dict]:
     """(claims.json payload, {claim id: what is missing}). ``progress``, if a dict, receives
@@ -280,15 +320,16 @@ def _md(payload: dict, missing: dict, figures: Path, progress: dict | None = Non
 
 def write_report(scale: str, results: Path | None = None, figures: str | Path = "figures",
                  grid: Grid | None = None) -> dict:
-    """Write ``claims.md`` and ``claims.json`` (:func:`report_paths`); returns their paths."""
+    """Write ``claims.md`` (claims, parts, cost of the finished cells) and ``claims.json``
+    (:func:`report_paths`); returns their paths."""
     from ..params import resolve_path
 
+    grid = grid or build_grid(scale)
     progress: dict = {}
     payload, missing = build_report(scale, results, grid, progress=progress)
-    fig_root = resolve_path(figures)
     paths = {k: resolve_path(v) for k, v in report_paths(scale, figures).items()}
     paths["md"].parent.mkdir(parents=True, exist_ok=True)
     paths["json"].write_text(json.dumps(payload, indent=1, default=str) + "\n")
-    paths["md"].write_text(_md(payload, missing, Path(figures), progress) + "\n")
-    del fig_root
+    cost = _cost_md(cost_rows(scale, results, grid), len(grid.cells))
+    paths["md"].write_text(_md(payload, missing, Path(figures), progress) + "\n" + "\n".join(cost))
     return paths
