@@ -48,7 +48,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 __all__ = ["ENV_GOVERNOR", "affinity_cpus", "busy_seconds", "ENV_SPIN", "ENV_THREADS", "ENV_WAIT", "ThreadGovernor", "WAIT_POLICIES", "governed_threads", "apply", "available_cores", "busy_workers",
-           "configure_openmp_env", "cgroup_quota", "cores_share", "fair_threads", "governed", "parse_cpu_max", "policy_threads", "threads_for", "tick"]
+           "configure_openmp_env", "cgroup_quota", "cores_share", "fair_threads", "governed", "parse_cpu_max", "policy_threads", "threads_for", "tick", "tree_cpu_seconds"]
 
 ENV_THREADS = "WORKBENCH_THREADS"
 ENV_WAIT = "WORKBENCH_WAIT_POLICY"
@@ -260,7 +260,7 @@ def _system_busy_s(cpus: list[int] | None = None) -> float:
     return busy_seconds(psutil.cpu_times(percpu=True), affinity_cpus() if cpus is None else cpus)
 
 
-def _tree_cpu_s(pid: int | None = None) -> float:
+def tree_cpu_seconds(pid: int | None = None) -> float:
     """CPU seconds of this process and its live descendants (loader workers), all threads."""
     import psutil
 
@@ -315,7 +315,7 @@ class ThreadGovernor:
         self.ceiling = policy_threads(0, env=env) if ceiling is None else int(ceiling)
         self.interval_s = float(interval_s)
         self._clock = clock or time.monotonic
-        self._busy, self._ours = busy or (lambda: _system_busy_s(cpus)), ours or _tree_cpu_s
+        self._busy, self._ours = busy or (lambda: _system_busy_s(cpus)), ours or tree_cpu_seconds
         self._set = set_threads
         self.threads = self.ceiling
         self.history: list[tuple[float, float, int]] = []  # (time, others' cores, threads)

@@ -441,3 +441,19 @@ def test_workers_get_their_gpu_or_an_equal_share_of_the_cores():
     assert worker_env(base, 0, 4, "cpu", cores=2)["WORKBENCH_THREADS"] == "1"  # never zero
     assert worker_env({**base, "WORKBENCH_THREADS": "3"}, 0, 2, "cpu", cores=2)["WORKBENCH_THREADS"] == "3"
     assert base == {"PATH": "/bin"}  # the caller's environment is not modified
+
+
+def test_cell_cpu_completes_resumed_and_reused_cells_from_the_training_clock():
+    trained = {"cpu_s": 50.0, "train": {"how": "trained", "cpu_s": 40.0, "cpu_s_attempt": 40.0}}
+    assert report.cell_cpu(trained) == (50.0, True)
+    # resumed: the last attempt's 15 s of training are replaced by the whole training's 40 s
+    resumed = {"cpu_s": 25.0, "train": {"how": "resumed", "cpu_s": 40.0, "cpu_s_attempt": 15.0,
+                                        "cpu_s_complete": True}}
+    assert report.cell_cpu(resumed) == (50.0, True)
+    # reused: the cell ran probes only; the finished run's training is added
+    reused = {"cpu_s": 10.0, "train": {"how": "reused", "cpu_s": 40.0, "cpu_s_attempt": 40.0,
+                                       "cpu_s_complete": True}}
+    assert report.cell_cpu(reused) == (50.0, True)
+    # a training that resumed a checkpoint without the clock's state, or an old result: a lower bound
+    assert report.cell_cpu({**resumed, "train": {**resumed["train"], "cpu_s_complete": False}}) == (25.0, False)
+    assert report.cell_cpu({"cpu_s": 25.0, "train": {"how": "resumed"}}) == (25.0, False)

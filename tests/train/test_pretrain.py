@@ -156,5 +156,29 @@ def test_resume_after_sigkill_loses_at_most_one_interval(tmp_path, embedded):
     # the loader reseeds its batches by the resumed step (by design, docs/reliability.md), so
     # Lightning's "your dataloader is not resumable ... unreliable results" is not shown
     assert not [w for w in caught if "dataloader is not resumable" in str(w.message)]
+    # the training's CPU is counted over both attempts: the killed one's (up to its checkpoint,
+    # carried in the checkpoint) plus the resumed one's
+    assert metrics["cpu_s_complete"] is True
+    assert metrics["cpu_s"] > metrics["cpu_s_attempt"] > 0
     with pytest.raises(runs.RunExistsError):
         P.pretrain(resume=run, progress=False)
+
+
+def test_cpu_clock_continues_its_count_from_the_checkpoint_state():
+    from workbench.train.run import CPUClock
+
+    now = [100.0]
+    first = CPUClock(clock=lambda: now[0])
+    assert first.total == 0.0  # nothing counted before training starts
+    first.on_train_start(None, None)
+    now[0] += 7.5
+    saved = first.state_dict()  # what a checkpoint holds at this point
+    assert saved == {"cpu_s": 7.5}
+    now[0] += 3.0  # spent after the checkpoint, lost with a kill
+    second = CPUClock(clock=lambda: now[0])
+    second.load_state_dict(saved)
+    second.on_train_start(None, None)
+    now[0] += 2.0
+    assert second.restored and second.attempt == 2.0 and second.total == 9.5
+    fresh = CPUClock(clock=lambda: now[0])
+    assert not fresh.restored

@@ -379,6 +379,9 @@ def _train_summary(cell: Cell, run_dir: Path, how: str) -> dict:
     metrics = run_dir / "metrics.json"
     summary = json.loads(metrics.read_text()) if metrics.is_file() else {}
     out = {"run_dir": str(run_dir), "how": how, "steps": summary.get("steps"), "wall_s": summary.get("wall_s")}
+    for key in ("cpu_s", "cpu_s_attempt", "cpu_s_complete"):  # the training's CPU over its attempts (CPUClock)
+        if key in summary:
+            out[key] = summary[key]
     final = summary.get("final") or {}
     if "loss" in final:
         out["final_loss"] = float(final["loss"])

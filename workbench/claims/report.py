@@ -27,7 +27,7 @@ from . import store
 from .registry import Claim, Condition, Grid, build_grid
 from .verdict import RULE, claim_verdict, part_verdict
 
-__all__ = ["build_report", "write_report", "report_paths", "measure_value", "figure_path", "cost_rows", "PERCENT"]
+__all__ = ["build_report", "write_report", "report_paths", "measure_value", "figure_path", "cost_rows", "cell_cpu", "PERCENT"]
 
 PERCENT = 100.0
 #: The summary table's paper column is cut at this many characters (the part list has it all).
@@ -185,11 +185,29 @@ def _claim_cells(res: _Results, claim: Claim) -> tuple[int, int]:
 PARTIAL_CPU = ("resumed", "reused")
 
 
+def cell_cpu(result: dict) -> tuple[float, bool]:
+    """(CPU seconds of a finished cell over all its attempts, complete?). The cell's ``cpu_s`` is
+    its last process's (training of that attempt + probes). A training run that records its
+    CPU over every attempt (``train.cpu_s``, :class:`workbench.train.run.CPUClock`) makes a
+    resumed cell complete (its last attempt's training is swapped for the whole training's) and
+    a cell that reused a finished run complete (the run's training is added)."""
+    cpu = float(result.get("cpu_s") or 0.0)
+    train = result.get("train") or {}
+    how = train.get("how")
+    if how not in PARTIAL_CPU:
+        return cpu, True
+    if "cpu_s" not in train or not train.get("cpu_s_complete", False):
+        return cpu, False
+    if how == "resumed":
+        return cpu - float(train.get("cpu_s_attempt") or 0.0) + float(train["cpu_s"]), True
+    return cpu + float(train["cpu_s"]), True
+
+
 def cost_rows(scale: str, results: Path | None = None, grid: Grid | None = None) -> list[dict]:
-    """One row per finished cell of the grid, in grid order: cell, trainer, claims, CPU and wall
-    seconds as the cell recorded them, how it trained, and whether ``cpu_s`` is complete (a cell
-    resumed from a killed attempt, or reusing a finished training run, records only its last
-    attempt: a lower bound)."""
+    """One row per finished cell of the grid, in grid order: cell, trainer, claims, CPU seconds
+    over its attempts (:func:`cell_cpu`), its wall seconds, how it trained, and whether the CPU
+    is complete (else a lower bound: a cell resumed from, or reusing, a training run that did
+    not count its CPU over attempts)."""
     grid = grid or build_grid(scale)
     res = _Results(grid, results if results is not None else store.results_dir(scale))
     rows = []
@@ -197,10 +215,10 @@ def cost_rows(scale: str, results: Path | None = None, grid: Grid | None = None)
         result = res.get(cell)
         if result is None:
             continue
-        how = (result.get("train") or {}).get("how")
+        cpu, complete = cell_cpu(result)
         rows.append({"cell": cell.id, "trainer": cell.recipe.trainer, "claims": list(cell.claims),
-                     "cpu_s": float(result.get("cpu_s") or 0.0), "wall_s": float(result.get("wall_s") or 0.0),
-                     "how": how, "cpu_complete": how not in PARTIAL_CPU})
+                     "cpu_s": cpu, "wall_s": float(result.get("wall_s") or 0.0),
+                     "how": (result.get("train") or {}).get("how"), "cpu_complete": complete})
     return rows
 
 
@@ -212,8 +230,9 @@ def _cost_md(rows: list[dict], n_cells: int) -> list[str]:
     lines = ["## Cost of the finished cells", "",
              f"{len(rows)} of {n_cells} cells finished: **{cpu / 3600:.2f} CPU hours** ({wall / 3600:.2f} h of wall "
              "time, each cell's own; cells ran side by side on a shared CPU, so wall time is not the grid's)."
-             + (f" {len(partial)} cell(s) resumed a killed attempt or reused a finished training run; their CPU "
-                "seconds cover the last attempt only (a lower bound, marked *)." if partial else ""), "",
+             + (f" {len(partial)} cell(s) resumed a killed attempt or reused a finished training run whose "
+                "CPU over attempts was not recorded; their CPU seconds cover the last attempt only (a lower bound, "
+                "marked *)." if partial else ""), "",
              "| cell | trainer | CPU s | wall s | training |", "|---|---|---|---|---|"]
     for r in rows:
         mark = "" if r["cpu_complete"] else " *"

@@ -35,7 +35,7 @@ from .. import runs, threads
 from ..config import ConfigError
 
 __all__ = ["Method", "TRAINERS", "get_method", "fit", "build_trainer", "loggers", "precision", "Throughput",
-           "TrainingSignals", "NonFiniteGuard",
+           "TrainingSignals", "NonFiniteGuard", "CPUClock",
            "NonFiniteLossError", "merge_metrics", "checkpoint_step", "load_checkpoint", "prepare_caches", "RESUME_EDITABLE",
            "resume_config"]
 
@@ -229,6 +229,39 @@ class Throughput(Callback):
                             on_step=True, on_epoch=False, prog_bar=True, batch_size=1)
 
 
+class CPUClock(Callback):
+    """CPU seconds of a training run summed over its attempts: this process's and its live
+    loader workers' (:func:`workbench.threads.tree_cpu_seconds`; with DDP, rank 0's own).
+
+    Its state, the CPU of the attempts before up to the step the run stands at, is saved in
+    every checkpoint, so a resumed run continues the count from the checkpoint it resumes
+    (the CPU a killed attempt spent after its last checkpoint was lost with its steps).
+    ``restored`` tells whether a resume found that state (checkpoints written before this
+    clock existed do not hold it: the count is then the last attempt's only)."""
+
+    def __init__(self, clock: Callable[[], float] | None = None):
+        self.clock = clock or threads.tree_cpu_seconds
+        self.before, self.start, self.restored = 0.0, None, False
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.start = self.clock()
+
+    @property
+    def attempt(self) -> float:
+        """CPU seconds of this attempt so far."""
+        return 0.0 if self.start is None else max(self.clock() - self.start, 0.0)
+
+    @property
+    def total(self) -> float:
+        return self.before + self.attempt
+
+    def state_dict(self) -> dict:
+        return {"cpu_s": self.total}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.before, self.restored = float(state_dict.get("cpu_s", 0.0)), True
+
+
 class GovernorTick(Callback):
     """Steps the thread governor (:func:`workbench.threads.tick`) before every training batch,
     on the thread that runs the step."""
@@ -418,8 +451,9 @@ def fit(method: Method | str, config=None, *, resume: str | Path | None = None, 
     module = method.module(config.to_dict())
     if config.compile:
         module.encoder = torch.compile(module.encoder)
+    cpu = CPUClock()
     trainer = build_trainer(config, run_dir, Throughput(method.rows(config), method.unit), progress=progress,
-                            callbacks=[NonFiniteGuard(hint)])
+                            callbacks=[NonFiniteGuard(hint), cpu])
     t0 = time.perf_counter()
     try:
         # torch threads: the policy, then adapted to the load while training (workbench.threads)
@@ -441,6 +475,9 @@ def fit(method: Method | str, config=None, *, resume: str | Path | None = None, 
             f"{method.unit}_per_s": steps_run * method.rows(config) / wall,
             "final": {k: float(v) for k, v in trainer.callback_metrics.items()},
             "checkpoint": str(run_dir / "checkpoints" / "last.ckpt"), "precision": trainer.precision,
+            # CPU of the kept training over every attempt (complete unless it resumed a checkpoint
+            # written before the clock existed), and of this attempt alone
+            "cpu_s": cpu.total, "cpu_s_attempt": cpu.attempt, "cpu_s_complete": ckpt is None or cpu.restored,
         }
         runs.write_json(run_dir / "metrics.json", summary)
         runs.mark_finished(run_dir, steps=trainer.global_step)
