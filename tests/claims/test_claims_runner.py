@@ -457,3 +457,20 @@ def test_cell_cpu_completes_resumed_and_reused_cells_from_the_training_clock():
     # a training that resumed a checkpoint without the clock's state, or an old result: a lower bound
     assert report.cell_cpu({**resumed, "train": {**resumed["train"], "cpu_s_complete": False}}) == (25.0, False)
     assert report.cell_cpu({"cpu_s": 25.0, "train": {"how": "resumed"}}) == (25.0, False)
+
+
+def test_grid_rate_uses_every_finished_cell_not_only_the_selected_ones(tmp_path):
+    from workbench.claims.runner import estimate_units, grid_rate
+
+    grid = _grid()
+    cells = list(grid.cells.values())
+    Runner(grid, tmp_path, executor=FakeExecutor(), identity=_identity(MTAT_V), log=lambda s: None).run(cells[:3])
+    for i, cell in enumerate(cells[:3]):  # known wall times
+        path = tmp_path / f"{cell.id}.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "wall_s": 100.0 * (i + 1)}))
+    units = [estimate_units(c, C.resolve(c.recipe, grid.scale, c.seed)) for c in cells[:3]]
+    assert grid_rate(grid, tmp_path) == pytest.approx(600.0 / sum(units))
+    # a run of one unfinished cell logs the grid's rate in its ETA, not the 3 s/unit default
+    lines = []
+    Runner(grid, tmp_path, executor=FakeExecutor(), identity=_identity(MTAT_V), log=lines.append).run(cells[3:4])
+    assert f"at {600.0 / sum(units):.2f} s/unit" in lines[0]

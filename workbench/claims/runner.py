@@ -118,6 +118,12 @@ def plan_states(grid: Grid, cells: Sequence[Cell], results: Path, *, with_data: 
     return out
 
 
+def grid_rate(grid: Grid, results: Path, key: str = "wall_s") -> float:
+    """Measured seconds per cost unit over every finished cell of the whole grid (what an ETA
+    of a few selected cells, ``--only`` / ``--cells``, should use too)."""
+    return _seconds_per_unit(plan_states(grid, list(grid.cells.values()), results, with_data=False), results, key)
+
+
 def _seconds_per_unit(states: Sequence[CellState], results: Path, key: str = "wall_s") -> float:
     """Measured seconds (``wall_s`` or ``cpu_s``) per cost unit over the finished cells."""
     walls, units = 0.0, 0.0
@@ -153,7 +159,7 @@ class Runner:
         """Run every unfinished cell; returns counts and the failures."""
         states = plan_states(self.grid, cells, self.results, identity=self.identity)
         summary = {"ran": [], "skipped": [], "locked": [], "not_runnable": [], "failed": []}
-        rate = _seconds_per_unit(states, self.results)
+        rate = grid_rate(self.grid, self.results)
         done = sum(st.state == "done" for st in states)
         left = [st for st in states if st.state in ("todo", "changed", "locked")]
         self.log(f"claims grid {self.grid.scale}: {len(states)} cells, {done} done, {len(left)} left, "
@@ -297,12 +303,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error(str(err.args[0]))
     if args.dry_run:
         states = plan_states(grid, chosen, results)
-        rate = _seconds_per_unit(states, results)
+        rate = grid_rate(grid, results)
         for st in states:
             extra = f" — {st.message}" if st.message else ""
             print(f"{st.state:12s} {st.cell.id:45s} ~{_fmt_s(rate * st.units):>8s} {','.join(st.cell.claims)}{extra}")
         left = [st for st in states if st.state in ("todo", "changed", "locked")]
-        cpu_rate = _seconds_per_unit(states, results, "cpu_s")
+        cpu_rate = grid_rate(grid, results, "cpu_s")
         print("\nper claim (each cell counted once, under the first claim that needs it):")
         by_claim: dict[str, list[CellState]] = {}
         for st in states:
