@@ -395,19 +395,12 @@ def check_demo_pretraining(device: torch.device, budget_s: float, smoke: bool = 
 
 
 def check_batched_probe(device: torch.device, budget_s: float, smoke: bool = False) -> dict:
-    import numpy as np
-
     from benchmarks import probe as bench
     from workbench.batched_probe import ProbeJob, train_probes
-    from workbench.data.tasks import ProbeSpec, Task
     from workbench.probe import train_probe
 
-    rng = np.random.default_rng(SEED)
-    centres = rng.normal(0, 0.15, (bench.N_CLASSES, bench.DIM))
-    sizes = (60, 30) if smoke else (bench.N_TRAIN, bench.N_VALID)
-    train, valid = (bench._split(n, rng, centres) for n in sizes)
-    task = Task("bench", "bench", "multiclass", [str(c) for c in range(bench.N_CLASSES)], ["accuracy"],
-                ProbeSpec(bench.DIM, 0.1))
+    train, valid = bench.synthetic_embeddings((60, 30) if smoke else (bench.N_TRAIN, bench.N_VALID), SEED)
+    task = bench.bench_task(bench.DIM)
     epochs = 2 if smoke else PROBE_EPOCHS
     settings = dict(max_epochs=epochs, patience=epochs, device=device)
     seeds = range(PROBE_SEEDS)

@@ -51,6 +51,20 @@ MAX_EPOCHS = 200
 PATIENCE = 10
 
 
+def synthetic_embeddings(sizes=(N_TRAIN, N_VALID, N_TEST), seed: int = SEED) -> list[Embeddings]:
+    """The benchmark's splits (chunks per split in ``sizes``): 512-d embeddings of
+    :data:`N_CLASSES` Gaussian classes, :data:`CHUNKS_PER_TRACK` chunks per track."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 0.15, (N_CLASSES, DIM))
+    return [_split(n, rng, centres) for n in sizes]
+
+
+def bench_task(hidden: int | None) -> Task:
+    """The benchmark's multiclass task; ``hidden`` None gives a linear probe."""
+    return Task("bench", "bench", "multiclass", [str(c) for c in range(N_CLASSES)], ["accuracy"],
+                ProbeSpec(hidden, 0.1))
+
+
 def _split(n_chunks: int, rng: np.random.Generator, centres: np.ndarray) -> Embeddings:
     n_tracks = n_chunks // CHUNKS_PER_TRACK
     y = rng.integers(0, N_CLASSES, n_tracks)
@@ -92,9 +106,7 @@ def _same(a, b) -> bool:
 
 
 def run(seeds: int = SEEDS, max_epochs: int = MAX_EPOCHS) -> dict:
-    rng = np.random.default_rng(SEED)
-    centres = rng.normal(0, 0.15, (N_CLASSES, DIM))
-    train, valid, test = (_split(n, rng, centres) for n in (N_TRAIN, N_VALID, N_TEST))
+    train, valid, test = synthetic_embeddings()
     threads = threads_for(0)
     out = {"name": "probe", "n_train_chunks": train.n_chunks, "dim": DIM, "classes": N_CLASSES, "seeds": seeds,
            "threads": threads, "torch_default_threads": torch.get_num_threads()}
@@ -103,8 +115,7 @@ def run(seeds: int = SEEDS, max_epochs: int = MAX_EPOCHS) -> dict:
     out["matmul_peak_flops"] = round(peak)
     settings = dict(max_epochs=max_epochs, patience=PATIENCE, threads=threads)
     for label, hidden in (("mlp", 512), ("linear", None)):
-        task = Task("bench", "bench", "multiclass", [str(c) for c in range(N_CLASSES)], ["accuracy"],
-                    ProbeSpec(hidden, 0.1))
+        task = bench_task(hidden)
         t0 = time.perf_counter()
         seq = [train_probe(train, valid, task, seed=s, **settings) for s in range(seeds)]
         t1 = time.perf_counter()
