@@ -77,6 +77,11 @@ class _Results:
         self.why: dict[str, str] = {}
         self.synthetic: set = set()
 
+    @classmethod
+    def of(cls, grid: Grid, results: Path | None, scale: str) -> "_Results":
+        """The results folder given, or the scale's default (``results/<scale>``)."""
+        return cls(grid, results if results is not None else store.results_dir(scale))
+
     def get(self, cell) -> dict | None:
         if cell.id in self.by_id:
             return self.by_id[cell.id]
@@ -176,8 +181,8 @@ def _num(v):
 
 def _claim_cells(res: _Results, claim: Claim) -> tuple[int, int]:
     """(cells with a usable result, cells the claim reads), each cell counted once."""
-    cells = {res.grid.cell_of(recipe, seed).id: res.grid.cell_of(recipe, seed)
-             for part in claim.parts for cond in part.conditions for recipe in cond.recipes for seed in cond.seeds}
+    cells = {cell.id: cell for cell in (res.grid.cell_of(recipe, seed) for part in claim.parts
+                                        for cond in part.conditions for recipe in cond.recipes for seed in cond.seeds)}
     return sum(res.get(cell) is not None for cell in cells.values()), len(cells)
 
 
@@ -209,9 +214,12 @@ def cost_rows(scale: str, results: Path | None = None, grid: Grid | None = None)
     is complete (else a lower bound: a cell resumed from, or reusing, a training run that did
     not count its CPU over attempts)."""
     grid = grid or build_grid(scale)
-    res = _Results(grid, results if results is not None else store.results_dir(scale))
+    return _cost_rows(_Results.of(grid, results, scale))
+
+
+def _cost_rows(res: _Results) -> list[dict]:
     rows = []
-    for cell in grid.cells.values():
+    for cell in res.grid.cells.values():
         result = res.get(cell)
         if result is None:
             continue
@@ -245,9 +253,12 @@ def build_report(scale: str, results: Path | None = None, grid: Grid | None = No
     """(claims.json payload, {claim id: what is missing}). ``progress``, if a dict, receives
     {claim id: (cells done, cells read)} for the markdown's verdict column."""
     grid = grid or build_grid(scale)
-    res = _Results(grid, results if results is not None else store.results_dir(scale))
+    return _build(_Results.of(grid, results, scale), scale, progress)
+
+
+def _build(res: _Results, scale: str, progress: dict | None) -> tuple[dict, dict]:
     entries, missing = [], {}
-    for claim in grid.claims:
+    for claim in res.grid.claims:
         entry, miss = _claim_entry(res, claim, scale)
         entries.append(entry)
         missing[claim.id] = miss
@@ -344,11 +355,12 @@ def write_report(scale: str, results: Path | None = None, figures: str | Path = 
     from ..params import resolve_path
 
     grid = grid or build_grid(scale)
+    res = _Results.of(grid, results, scale)  # read once, used twice
     progress: dict = {}
-    payload, missing = build_report(scale, results, grid, progress=progress)
+    payload, missing = _build(res, scale, progress)
     paths = {k: resolve_path(v) for k, v in report_paths(scale, figures).items()}
     paths["md"].parent.mkdir(parents=True, exist_ok=True)
     paths["json"].write_text(json.dumps(payload, indent=1, default=str) + "\n")
-    cost = _cost_md(cost_rows(scale, results, grid), len(grid.cells))
+    cost = _cost_md(_cost_rows(res), len(grid.cells))
     paths["md"].write_text(_md(payload, missing, Path(figures), progress) + "\n" + "\n".join(cost))
     return paths
