@@ -118,10 +118,13 @@ def plan_states(grid: Grid, cells: Sequence[Cell], results: Path, *, with_data: 
     return out
 
 
-def grid_rate(grid: Grid, results: Path, key: str = "wall_s") -> float:
+def grid_rate(grid: Grid, results: Path, key: str = "wall_s", states: Sequence[CellState] | None = None) -> float:
     """Measured seconds per cost unit over every finished cell of the whole grid (what an ETA
-    of a few selected cells, ``--only`` / ``--cells``, should use too)."""
-    return _seconds_per_unit(plan_states(grid, list(grid.cells.values()), results, with_data=False), results, key)
+    of a few selected cells, ``--only`` / ``--cells``, should use too). ``states``: the whole
+    grid's :func:`plan_states` (``with_data=False``) when the caller already has them."""
+    if states is None:
+        states = plan_states(grid, list(grid.cells.values()), results, with_data=False)
+    return _seconds_per_unit(states, results, key)
 
 
 def _seconds_per_unit(states: Sequence[CellState], results: Path, key: str = "wall_s") -> float:
@@ -303,12 +306,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error(str(err.args[0]))
     if args.dry_run:
         states = plan_states(grid, chosen, results)
-        rate = grid_rate(grid, results)
+        whole = plan_states(grid, list(grid.cells.values()), results, with_data=False)  # planned once, two rates
+        rate = grid_rate(grid, results, states=whole)
         for st in states:
             extra = f" — {st.message}" if st.message else ""
             print(f"{st.state:12s} {st.cell.id:45s} ~{_fmt_s(rate * st.units):>8s} {','.join(st.cell.claims)}{extra}")
         left = [st for st in states if st.state in ("todo", "changed", "locked")]
-        cpu_rate = grid_rate(grid, results, "cpu_s")
+        cpu_rate = grid_rate(grid, results, "cpu_s", states=whole)
         print("\nper claim (each cell counted once, under the first claim that needs it):")
         by_claim: dict[str, list[CellState]] = {}
         for st in states:
