@@ -474,3 +474,81 @@ def test_grid_rate_uses_every_finished_cell_not_only_the_selected_ones(tmp_path)
     lines = []
     Runner(grid, tmp_path, executor=FakeExecutor(), identity=_identity(MTAT_V), log=lines.append).run(cells[3:4])
     assert f"at {600.0 / sum(units):.2f} s/unit" in lines[0]
+
+
+def test_sigterm_stops_the_runner_and_releases_the_cell_without_calling_it_failed(tmp_path):
+    import signal
+
+    grid = _grid()
+    cells = list(grid.cells.values())
+    fake = FakeExecutor()
+
+    def killed(cell, *a, **kw):
+        if cell.id == "ssl-s1":
+            os.kill(os.getpid(), signal.SIGTERM)  # kill, a scheduler or a closing session
+            raise AssertionError("the signal must stop the cell before this line")
+        return fake(cell, *a, **kw)
+
+    before = signal.getsignal(signal.SIGTERM)
+    out = Runner(grid, tmp_path, executor=killed, identity=_identity(MTAT_V), log=lambda s: None).run(cells)
+    assert out["stopped"] == "ssl-s1" and out["failed"] == []
+    assert out["ran"] == [c.id for c in cells[:2]] and fake.calls == [c.id for c in cells[:2]]  # nothing after it
+    assert not (tmp_path / "failures").exists() and not (tmp_path / "ssl-s1.json").exists()
+    assert not list(tmp_path.glob("*.lock"))
+    assert signal.getsignal(signal.SIGTERM) is before  # the previous handler is back
+    # the next run resumes with the stopped cell
+    again = Runner(grid, tmp_path, executor=fake, identity=_identity(MTAT_V), log=lambda s: None).run(cells)
+    assert again["ran"] == [c.id for c in cells[2:]] and again["stopped"] is None
+
+
+def test_an_error_raised_by_the_same_sigterm_is_a_stop_not_a_failure(tmp_path):
+    """A DataLoader worker killed by the group's SIGTERM makes the trainer raise RuntimeError;
+    here the executor swallows the stop and raises that error instead."""
+    import signal
+
+    grid = _grid()
+    cells = list(grid.cells.values())
+
+    def loader_died(cell, *a, **kw):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+        except BaseException:  # noqa: BLE001 - as a library's cleanup might
+            pass
+        raise RuntimeError("DataLoader worker (pid 1) is killed by signal: Terminated.")
+
+    out = Runner(grid, tmp_path, executor=loader_died, identity=_identity(MTAT_V), log=lambda s: None).run(cells)
+    assert out["stopped"] == "ssl-s0" and out["failed"] == [] and out["ran"] == []
+    assert not (tmp_path / "failures").exists() and not list(tmp_path.glob("*.lock"))
+
+
+def test_a_runner_process_killed_with_sigterm_exits_130_and_leaves_no_lock(tmp_path):
+    import signal
+
+    script = f"""
+import sys, time
+sys.path.insert(0, {os.path.dirname(__file__)!r})
+from test_claims_runner import _grid, _identity, MTAT_V
+from workbench.claims.runner import Runner
+def slow(cell, *a, **kw):
+    print("started", cell.id, flush=True)
+    time.sleep(60)
+out = Runner(_grid(), {str(tmp_path)!r}, executor=slow, identity=_identity(MTAT_V), log=print).run(
+    list(_grid().cells.values()))
+print("summary", out["stopped"], out["failed"], flush=True)
+sys.exit(130 if out["stopped"] else 0)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        while line and not line.startswith("started"):
+            line = proc.stdout.readline()
+        assert line.startswith("started ssl-s0")
+        assert (tmp_path / "ssl-s0.lock").exists()
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert "summary ssl-s0 []" in rest and "stopped by a signal" in rest
+    assert not list(tmp_path.glob("*.lock")) and not (tmp_path / "failures").exists()

@@ -14,17 +14,22 @@ by a live runner is left to it, so several runners (or ``devices=N``: N worker p
 one per GPU with ``--device cuda``, each running whole cells on its own device, so every
 cell's batch is what the grid says; on the CPU each worker gets ``cores // N`` threads)
 share one grid. Killing a runner loses at most the
-cell in flight (its training run resumes from the last checkpoint next time). A failing cell
-is recorded and the grid goes on; the exit status is 1 if any cell failed.
+cell in flight (its training run resumes from the last checkpoint next time). SIGTERM (what
+``kill``, a batch scheduler or a closing session sends) stops the runner there too: the
+cell is released, not recorded as failed, and the exit status is 130. A failing cell is
+recorded and the grid goes on; the exit status is 1 if any cell failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -35,7 +40,7 @@ from . import cells as C
 from . import store
 from .registry import CLAIM_IDS, Cell, Grid, build_grid
 
-__all__ = ["CellState", "Runner", "plan_states", "estimate_units", "main", "worker_env"]
+__all__ = ["CellState", "Runner", "Stopped", "plan_states", "estimate_units", "main", "worker_env"]
 
 #: Cost model (docs/claims.md): a cell costs ``steps × rows / ROW_STEPS_PER_UNIT`` units for its
 #: training (a COLA row weighs ``COLA_ROW_WEIGHT`` SampleCNN rows: EfficientNet-B0 on log-mel) plus
@@ -49,6 +54,32 @@ LATENT_UNITS = 6.0
 #: Wall seconds per unit on one worker before any cell finished (2-core CPU, docs/claims.md).
 DEFAULT_SECONDS_PER_UNIT = 3.0
 FAILURES_DIR = "failures"
+
+
+class Stopped(BaseException):
+    """SIGTERM reached the runner: stop after releasing the cell in flight. A BaseException, so
+    that neither a cell's ``except Exception`` nor Lightning's interrupt handling swallows it."""
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm(flag: dict):
+    """Turn SIGTERM into :class:`Stopped` while the runner works (main thread only; the
+    previous handler comes back afterwards). Lightning, which bypasses SIGTERM during ``fit``,
+    calls the handler it found, this one. ``flag["stopped"]`` also marks an error a dying
+    loader worker raises before the signal reaches the main thread as part of the stop."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        flag["stopped"] = True
+        raise Stopped(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 Executor = Callable[..., dict]
 
@@ -159,9 +190,19 @@ class Runner:
         self.log = log or (lambda s: print(s, flush=True))
 
     def run(self, cells: Sequence[Cell]) -> dict:
-        """Run every unfinished cell; returns counts and the failures."""
+        """Run every unfinished cell; returns counts and the failures. ``summary["stopped"]``
+        names the cell SIGTERM stopped (released, not failed; its training resumes next time)."""
+        flag = {"stopped": False}
+        summary = {"ran": [], "skipped": [], "locked": [], "not_runnable": [], "failed": [], "stopped": None}
+        with _stop_on_sigterm(flag):
+            try:
+                self._run(cells, summary, flag)
+            except Stopped:
+                pass
+        return summary
+
+    def _run(self, cells: Sequence[Cell], summary: dict, flag: dict) -> None:
         states = plan_states(self.grid, cells, self.results, identity=self.identity)
-        summary = {"ran": [], "skipped": [], "locked": [], "not_runnable": [], "failed": []}
         rate = grid_rate(self.grid, self.results)
         done = sum(st.state == "done" for st in states)
         left = [st for st in states if st.state in ("todo", "changed", "locked")]
@@ -197,7 +238,18 @@ class Runner:
                 try:
                     payload = self.executor(st.cell, self.grid.scale, self.grid.plan["probe_seeds"],
                                             device=self.device, results_dir=self.results, run_key=st.hash)
+                except (Stopped, KeyboardInterrupt, SystemExit):
+                    flag["stopped"] = True
+                    summary["stopped"] = st.cell.id
+                    self.log(f"  {st.cell.id}: stopped by a signal; released, it resumes from its last "
+                             "checkpoint next time")
+                    raise Stopped(st.cell.id) from None
                 except Exception as err:  # noqa: BLE001 - one failing cell must not stop the grid
+                    if flag["stopped"]:  # a loader worker killed by the same SIGTERM, not a failing cell
+                        summary["stopped"] = st.cell.id
+                        self.log(f"  {st.cell.id}: stopped by SIGTERM ({type(err).__name__}); released, it "
+                                 "resumes from its last checkpoint next time")
+                        raise Stopped(st.cell.id) from None
                     self._record_failure(st.cell, err)
                     summary["failed"].append((st.cell.id, f"{type(err).__name__}: {err}"))
                     self.log(f"  {st.cell.id}: FAILED {type(err).__name__}: {str(err).splitlines()[0][:200]}")
@@ -220,7 +272,6 @@ class Runner:
                          f"{_fmt_s(rate * sum(s.units for s in left))}")
             finally:
                 lock.release()
-        return summary
 
     def _record_failure(self, cell: Cell, err: BaseException) -> None:
         folder = self.results / FAILURES_DIR
@@ -336,6 +387,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  not runnable yet: {cell_id}: {message}")
     for cell_id, message in summary["failed"]:
         print(f"  FAILED {cell_id}: {message[:300]} (traceback: {results / FAILURES_DIR / (cell_id + '.txt')})")
+    if summary["stopped"]:
+        print(f"stopped during {summary['stopped']}: run the same command again to resume", file=sys.stderr)
+        from ..cli import INTERRUPTED_STATUS
+
+        return INTERRUPTED_STATUS
     if not args.no_report:
         _write_outputs(args.scale, results, args.figures)
     return 1 if summary["failed"] else 0
