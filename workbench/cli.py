@@ -135,10 +135,10 @@ def main(argv: list[str] | None = None) -> int:
         if tuple(argv[: len(key)]) == key:
             try:
                 rc = importlib.import_module(module).main(argv[len(key):])
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as exc:  # Ctrl-C, or a stop a command turned into one (with its message)
                 if debug:
                     raise
-                print("interrupted", file=sys.stderr)
+                print(f"interrupted: {exc}" if str(exc) else "interrupted", file=sys.stderr)
                 return INTERRUPTED_STATUS
             except Exception as exc:  # noqa: BLE001 - sorted into user errors and bugs right here
                 if debug or not is_user_error(exc):

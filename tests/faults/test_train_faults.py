@@ -195,3 +195,78 @@ def test_resume_refuses_changes_it_would_ignore_and_falls_back_from_a_broken_las
     assert broken_step.stat().st_size == 0
     with pytest.raises(runs.CheckpointError, match=r"last.ckpt cannot be read.*Delete it.*No intact periodic"):
         P.pretrain(resume=run, progress=False)
+
+
+def _signal_at(monkeypatch, step, signum):
+    """Sends ``signum`` to this process once, at the end of step ``step`` (as ``kill PID`` would)."""
+    import signal as _signal
+
+    original = R.Throughput.on_train_batch_end
+    sent = []
+
+    def hook(self, trainer, module, outputs, batch, batch_idx):
+        original(self, trainer, module, outputs, batch, batch_idx)
+        if trainer.global_step >= step and not sent:
+            sent.append(trainer.global_step)
+            _signal.raise_signal(signum)
+
+    monkeypatch.setattr(R.Throughput, "on_train_batch_end", hook)
+    return sent
+
+
+def test_sigterm_stops_at_the_next_step_with_a_checkpoint_of_that_step(tmp_path, embedded, monkeypatch):
+    import signal as _signal
+
+    every = 5
+    cfg = resolve_config("smoke", "simclr", steps=12, checkpoint_every=every, num_workers=0,
+                         precision="32-true", runs_dir=str(tmp_path / "runs"))
+    sent = _signal_at(monkeypatch, 7, _signal.SIGTERM)
+    before = _signal.getsignal(_signal.SIGTERM)
+    with pytest.raises(R.TrainingStopped) as stopped:
+        P.pretrain(cfg, progress=False)
+    run = next((tmp_path / "runs").iterdir())
+    assert sent == [7] and stopped.value.step == 7 and stopped.value.why == "SIGTERM"
+    assert isinstance(stopped.value, KeyboardInterrupt)  # an interruption (exit 130), not a failure
+    assert f"--resume {run}" in str(stopped.value) and "pretrain" in str(stopped.value)
+    # nothing finished is lost: last.ckpt is step 7, past the newest periodic checkpoint (5)
+    assert _step(run / "checkpoints" / "last.ckpt") == 7
+    assert sorted(p.name for p in (run / "checkpoints").glob("step*.ckpt")) == ["step0000005.ckpt"]
+    assert not list((run / "checkpoints").glob(".*tmp")) and not runs.is_finished(run)
+    assert _signal.getsignal(_signal.SIGTERM) is before
+    monkeypatch.undo()
+    assert P.pretrain(resume=run, progress=False) == run and runs.is_finished(run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["steps"] == 12 and metrics["steps_run"] == 12 - 7
+
+
+def test_a_first_ctrl_c_waits_for_the_step_and_a_second_stops_at_once(tmp_path, embedded, monkeypatch):
+    import signal as _signal
+
+    cfg = resolve_config("smoke", "simclr", steps=12, checkpoint_every=100, num_workers=0,
+                         precision="32-true", runs_dir=str(tmp_path / "runs"))
+    _signal_at(monkeypatch, 4, _signal.SIGINT)
+    with pytest.raises(R.TrainingStopped) as stopped:
+        P.pretrain(cfg, progress=False)
+    run = next((tmp_path / "runs").iterdir())
+    assert stopped.value.step == 4 and stopped.value.why == "Ctrl-C"
+    assert _step(run / "checkpoints" / "last.ckpt") == 4 and not list((run / "checkpoints").glob("step*.ckpt"))
+    assert _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler
+    monkeypatch.undo()
+    # a second Ctrl-C inside a step (after its backward pass, before the optimizer step)
+    # interrupts there: that half-done state is not saved; the checkpoint before stays
+    original = R.TrainingSignals.on_before_optimizer_step
+    calls = []
+
+    def twice(self, trainer, module, optimizer):
+        original(self, trainer, module, optimizer)
+        if trainer.global_step >= 6 and not calls:
+            calls.append(trainer.global_step)
+            _signal.raise_signal(_signal.SIGINT)  # asks for a stop after this step
+            _signal.raise_signal(_signal.SIGINT)  # and now: KeyboardInterrupt inside the step
+
+    monkeypatch.setattr(R.TrainingSignals, "on_before_optimizer_step", twice)
+    with pytest.raises(R.TrainingStopped) as again:
+        P.pretrain(resume=run, progress=False)
+    assert calls == [6] and again.value.step is None and "mid-step" in str(again.value)
+    assert _step(run / "checkpoints" / "last.ckpt") == 4
+    assert _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler

@@ -164,6 +164,56 @@ def test_resume_after_sigkill_loses_at_most_one_interval(tmp_path, embedded):
         P.pretrain(resume=run, progress=False)
 
 
+_STEP_PRINTER = """
+import sys
+from workbench.train import run as R
+original = R.Throughput.on_train_batch_end
+def hook(self, trainer, module, outputs, batch, batch_idx):
+    original(self, trainer, module, outputs, batch, batch_idx)
+    print("step", trainer.global_step, flush=True)
+R.Throughput.on_train_batch_end = hook
+from workbench.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("how", ["ctrl-c to the process group", "sigterm to the process"])
+def test_a_stopped_cli_run_saves_the_step_it_stopped_at_and_exits_130(tmp_path, embedded, how):
+    """The real CLI with two loader workers: Ctrl-C in a terminal reaches the whole process group
+    (the workers too); ``kill PID`` reaches the main process. Either stops at a step boundary with
+    that step in last.ckpt (no periodic checkpoint exists), says how to resume, and exits 130."""
+    runs_dir = tmp_path / "runs"
+    args = ["pretrain", "--scale", "smoke", "--no-progress", "steps=400", "checkpoint_every=1000", "num_workers=2",
+            f"runs_dir={runs_dir}"]
+    proc = subprocess.Popen([sys.executable, "-c", _STEP_PRINTER, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        seen = 0
+        for line in proc.stdout:
+            if line.startswith("step "):
+                seen = int(line.split()[1])
+                if seen >= 5:
+                    break
+        assert seen >= 5, proc.stderr.read()[-2000:]
+        if how.startswith("ctrl-c"):
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err[-2000:]
+    run = next(runs_dir.iterdir())
+    saved = int(torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["global_step"])
+    last_printed = max([seen] + [int(x.split()[1]) for x in out.splitlines() if x.startswith("step ")])
+    assert saved == last_printed >= seen  # the step it stopped at, nothing after it
+    assert not list((run / "checkpoints").glob("step*.ckpt")) and not runs.is_finished(run)
+    assert "interrupted:" in err and f"--resume {run}" in err
+    assert "Traceback" not in err
+
+
 def test_cpu_clock_continues_its_count_from_the_checkpoint_state():
     from workbench.train.run import CPUClock
 

@@ -17,8 +17,13 @@ before are saved as ``checkpoints/last-good.ckpt``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import shutil
+import signal
+import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -35,7 +40,7 @@ from .. import runs, threads
 from ..config import ConfigError
 
 __all__ = ["Method", "TRAINERS", "get_method", "fit", "build_trainer", "loggers", "precision", "Throughput",
-           "TrainingSignals", "NonFiniteGuard", "CPUClock",
+           "TrainingSignals", "NonFiniteGuard", "CPUClock", "GracefulStop", "TrainingStopped",
            "NonFiniteLossError", "merge_metrics", "checkpoint_step", "load_checkpoint", "prepare_caches", "RESUME_EDITABLE",
            "resume_config"]
 
@@ -54,6 +59,20 @@ class NonFiniteLossError(RuntimeError):
     """The loss became NaN/inf; the last good state was saved."""
 
 
+class TrainingStopped(KeyboardInterrupt):
+    """A signal (SIGTERM, Ctrl-C) stopped the training before its last step. ``step``: the step
+    ``last.ckpt`` was saved at (None when the stop could not wait for a step boundary: the run
+    then resumes from its newest checkpoint). A KeyboardInterrupt, so that callers treat it as
+    an interruption (exit status 130), never as a failure of the run."""
+
+    def __init__(self, run_dir: Path, step: int | None, steps: int, why: str, command: str = "pretrain"):
+        self.run_dir, self.step, self.steps, self.why = run_dir, step, steps, why
+        where = (f"at step {step} of {steps}; {run_dir / 'checkpoints' / 'last.ckpt'} holds that step"
+                 if step is not None else f"before step {steps} (mid-step, so nothing was saved at the stop)")
+        super().__init__(f"{why} stopped the training {where}. Resume with: python -m workbench {command} "
+                         f"--resume {run_dir}")
+
+
 # =========================================================================== methods
 @dataclass(frozen=True)
 class Method:
@@ -65,6 +84,7 @@ class Method:
     loader: ``(config, state, splits_dir, start_step) -> DataLoader``;
     data_record: ``(config, state) -> dict`` written to ``data.json``;
     rows: ``config -> examples per step`` (throughput); unit: their name (``examples``, ``pairs``);
+    command: the CLI command that trains it (``python -m workbench <command>``; default: ``name``);
     sources (optional): ``config -> [(task, root), ...]``, the tasks whose clips the loader reads
     (what :func:`prepare_caches` decodes; the loader reads a task's decoded cache when one exists).
     """
@@ -79,6 +99,7 @@ class Method:
     rows: Callable[[Any], int]
     unit: str = "examples"
     sources: Callable[[Any], list[tuple[str, str | None]]] | None = None
+    command: str | None = None
 
 
 #: Registered methods: name -> ``"module:attribute"`` of its :class:`Method` (imported on use).
@@ -319,6 +340,82 @@ def _newest_finite(ckpt_dir: Path) -> Path | None:
     return None
 
 
+class GracefulStop(Callback):
+    """SIGTERM (``kill PID``, a scheduler's time limit) or a first Ctrl-C stops the training at the
+    next step boundary, with ``last.ckpt`` saved there (written beside it, then renamed into
+    place), so a stop loses no finished step; a second Ctrl-C stops at once. Lightning flags
+    SIGTERM (``trainer.received_sigterm``) and goes on; this callback acts on the flag.
+
+    When the signal also killed the loader workers (sent to the whole process group), the
+    training fails where it stands: at a step boundary the checkpoint is still saved; inside a
+    step (weights, BatchNorm statistics or the optimizer half updated) it is not, and the run
+    resumes from its newest checkpoint. Single-process training only: with several processes
+    each rank would have to save together, so Lightning's own handling is left alone there."""
+
+    def __init__(self):
+        self.requested: str | None = None  # what asked for the stop, once something did
+        self.saved_step: int | None = None
+        self.in_step = False
+        self._pid = os.getpid()
+
+    def _asked(self, trainer) -> bool:
+        if self.requested is None and getattr(trainer, "received_sigterm", False):
+            self.requested = "SIGTERM"
+        return self.requested is not None and trainer.world_size == 1
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self.in_step = True
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self.in_step = False
+        if self._asked(trainer) and self.saved_step is None:
+            self._save(trainer)
+            trainer.should_stop = True
+
+    def on_exception(self, trainer, module, exception):
+        if self._asked(trainer) and not self.in_step and self.saved_step is None \
+                and not isinstance(exception, NonFiniteLossError):
+            self._save(trainer)
+
+    def _save(self, trainer) -> None:
+        path = Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        trainer.save_checkpoint(tmp)
+        os.replace(tmp, path)  # an interrupted save leaves the previous last.ckpt whole
+        self.saved_step = int(trainer.global_step)
+
+    @contextlib.contextmanager
+    def signals(self):
+        """While training (main thread only): SIGTERM is left to Lightning's flag (a handler set
+        before, e.g. the claims runner's, is held back so that it cannot interrupt a step); the
+        first Ctrl-C asks for a stop at the next step and a second one interrupts at once, where
+        Ctrl-C would raise KeyboardInterrupt anyway (Python's default handler). Loader workers
+        forked meanwhile inherit the handlers and keep working, so the stop can wait for its step."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def on_int(signum, frame):
+            if os.getpid() != self._pid:  # a loader worker: the main process decides
+                return
+            if self.requested is not None:
+                raise KeyboardInterrupt
+            self.requested = "Ctrl-C"
+            print("\nstopping after this step, with a checkpoint (Ctrl-C again to stop at once)", file=sys.stderr,
+                  flush=True)
+
+        previous_term = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+        own_int = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        if own_int:
+            signal.signal(signal.SIGINT, on_int)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous_term is None else previous_term)
+            if own_int:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 class TrainingSignals(Callback):
     """Logs ``learning_rate``, ``grad_norm`` (the total L2 norm of the gradients, unscaled,
     before clipping) and ``torch_threads`` (the CPU threads in force: the thread governor
@@ -451,22 +548,31 @@ def fit(method: Method | str, config=None, *, resume: str | Path | None = None, 
     module = method.module(config.to_dict())
     if config.compile:
         module.encoder = torch.compile(module.encoder)
-    cpu = CPUClock()
+    cpu, stop = CPUClock(), GracefulStop()
     trainer = build_trainer(config, run_dir, Throughput(method.rows(config), method.unit), progress=progress,
-                            callbacks=[NonFiniteGuard(hint), cpu])
+                            callbacks=[NonFiniteGuard(hint), cpu, stop])
     t0 = time.perf_counter()
     try:
         # torch threads: the policy, then adapted to the load while training (workbench.threads)
         workers = _busy_loader_workers(loader)
         with threads.apply(workers=workers), threads.governed(threads.threads_for(workers)), \
-                warnings.catch_warnings():
+                warnings.catch_warnings(), (stop.signals() if trainer.world_size == 1 else contextlib.nullcontext()):
             # Lightning warns that a mid-epoch resume with a stateless loader "can cause unreliable
             # results"; ours is reseeded by the resumed step on purpose (above), so it is not shown
             warnings.filterwarnings("ignore", message=RESUME_LOADER_WARNING)
             trainer.fit(module, train_dataloaders=loader, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
+    except NonFiniteLossError:
+        raise
+    except BaseException as err:  # noqa: BLE001 - a stop asked for by a signal is said as one
+        if stop.requested is None or trainer.world_size != 1:
+            raise
+        raise TrainingStopped(run_dir, stop.saved_step, config.steps, stop.requested,
+                              method.command or method.name) from err
     finally:
         if trainer.is_global_zero:
             merge_metrics(run_dir)
+    if stop.requested is not None and trainer.global_step < config.steps:
+        raise TrainingStopped(run_dir, stop.saved_step, config.steps, stop.requested, method.command or method.name)
     wall = time.perf_counter() - t0
     if trainer.global_step >= config.steps and trainer.is_global_zero:
         steps_run = max(trainer.global_step - start_step, 1)

@@ -174,5 +174,5 @@ METHOD = Method(
     name="semisupcon", config=PretrainConfig, load=load_config, module=ContrastiveModule, prepare=_pool,
     loader=lambda config, pool, splits_dir, start_step: build_dataloader(config, pool, splits_dir, start_step),
     data_record=_data_record, rows=lambda config: config.batch_size * config.n_views, sources=_sources,
-    unit="examples",
+    unit="examples", command="pretrain",
 )
