@@ -78,3 +78,36 @@ def test_progress_reads_the_step_column_of_the_newest_run(tmp_path):
     assert _latest_step(cfg, since) == 19
     (logs / "metrics.csv").write_text("epoch,loss,step,torch_threads\n")
     assert _latest_step(cfg, since) is None
+
+
+def test_a_stopped_demo_model_is_resumed_and_a_finished_one_reused(tmp_path, monkeypatch):
+    """``make demo`` run again after a stop (Ctrl-C, SIGTERM, a kill) continues the unfinished
+    pretraining run of the same configuration instead of starting it over."""
+    import signal
+
+    from workbench import runs
+    from workbench.data.roots import embedded_dir
+    from workbench.demo import _pretrain, _reusable_run, demo_configs
+    from workbench.train import run as R
+
+    embedded_dir("tiny", 0)
+    cfg = demo_configs(tmp_path, "smoke", steps=6, num_workers=0, precision="32-true")["ssl"]
+    assert _reusable_run(cfg) is None
+    original = R.Throughput.on_train_batch_end
+
+    def stop_at_3(self, trainer, module, outputs, batch, batch_idx):
+        original(self, trainer, module, outputs, batch, batch_idx)
+        if trainer.global_step == 3:
+            signal.raise_signal(signal.SIGTERM)
+
+    monkeypatch.setattr(R.Throughput, "on_train_batch_end", stop_at_3)
+    with pytest.raises(R.TrainingStopped):
+        _pretrain(cfg, None, False)
+    monkeypatch.undo()
+    run, finished = _reusable_run(cfg)
+    assert not finished and R.checkpoint_step(run / "checkpoints" / "last.ckpt") == 3
+    other = demo_configs(tmp_path, "smoke", steps=7, num_workers=0, precision="32-true")["ssl"]
+    assert _reusable_run(other) is None  # another configuration is never resumed
+    assert _pretrain(cfg, run, False) == run  # the same run directory, continued
+    assert _reusable_run(cfg) == (run, True) and runs.is_finished(run)
+    assert json.loads((run / "metrics.json").read_text())["steps_run"] == 3

@@ -7,8 +7,9 @@
    mtat_top50 with several seeds, print the table, write ``runs/demo/summary.json``
    and a bar chart in ``figures/demo/``.
 
-Finished pretraining runs with an identical configuration are reused (``--fresh`` forces
-new ones), and embeddings are cached, so a second ``make demo`` is quick.
+Finished pretraining runs with an identical configuration are reused, and an unfinished one
+(stopped or killed) is resumed from its ``last.ckpt`` (``--fresh`` forces new ones);
+embeddings are cached, so a second ``make demo`` is quick.
 """
 
 from __future__ import annotations
@@ -61,16 +62,17 @@ def demo_configs(out: Path, scale: str = "demo", **overrides) -> dict[str, Pretr
     return cfgs
 
 
-def _reusable_run(cfg: PretrainConfig) -> Path | None:
-    """A finished run of exactly this configuration, newest first."""
+def _reusable_run(cfg: PretrainConfig) -> tuple[Path, bool] | None:
+    """The newest run of exactly this configuration that has a ``last.ckpt``, and whether it
+    finished: a finished one is reused, an unfinished one (stopped, killed) resumed."""
     base = Path(cfg.runs_dir)
     if not base.exists():
         return None
     for run in sorted(base.iterdir(), reverse=True):
-        if runs.is_finished(run) and (run / "config.yaml").exists():
+        if (run / "config.yaml").exists() and (run / "checkpoints" / "last.ckpt").exists():
             try:
-                if load_config(run / "config.yaml") == cfg and (run / "checkpoints" / "last.ckpt").exists():
-                    return run
+                if load_config(run / "config.yaml") == cfg:
+                    return run, runs.is_finished(run)
             except (ValueError, TypeError):
                 continue
     return None
@@ -104,27 +106,32 @@ def run_demo(out: str | Path = "runs/demo", *, scale: str = "demo", seeds=DEMO_S
     if pretrain_mode not in PRETRAIN_MODES:
         raise ValueError(f"pretrain_mode must be one of {PRETRAIN_MODES}, got {pretrain_mode!r}.")
     runs_of: dict[str, Path] = {}
-    todo = {}
+    todo: dict[str, tuple[PretrainConfig, Path | None]] = {}  # label -> (config, unfinished run to resume)
     for label, cfg in configs.items():
-        run = None if fresh else _reusable_run(cfg)
-        if run is not None:
-            print(f"[{label}] reusing finished run {run}", flush=True)
-            runs_of[label] = run
+        found = None if fresh else _reusable_run(cfg)
+        if found is not None and found[1]:
+            print(f"[{label}] reusing finished run {found[0]}", flush=True)
+            runs_of[label] = found[0]
             timings[f"pretrain_{label}_s"] = 0.0
+            continue
+        resume = found[0] if found is not None else None
+        if resume is not None:
+            from .train.run import checkpoint_step
+
+            print(f"[{label}] resuming unfinished run {resume} from step "
+                  f"{checkpoint_step(resume / 'checkpoints' / 'last.ckpt')} of {cfg.steps}", flush=True)
         else:
             print(f"[{label}] pretraining {cfg.method} (support={cfg.support}, b_s={cfg.b_s}, p={cfg.p}, "
                   f"{cfg.steps} steps × {cfg.batch_size} clips × {cfg.n_views} views)", flush=True)
-            todo[label] = cfg
+        todo[label] = (cfg, resume)
     workers = side_by_side_workers(len(todo), device, pretrain_mode)
     t_pre = time.perf_counter()
     if workers > 1:
         runs_of.update(_pretrain_side_by_side(todo, workers, timings))
     else:
-        from .train.pretrain import pretrain
-
-        for label, cfg in todo.items():
+        for label, (cfg, resume) in todo.items():
             t0 = time.perf_counter()
-            runs_of[label] = pretrain(cfg, progress=progress)
+            runs_of[label] = _pretrain(cfg, resume, progress)
             timings[f"pretrain_{label}_s"] = time.perf_counter() - t0
             print(f"[{label}] run directory: {runs_of[label]}", flush=True)
     timings["pretrain_s"] = time.perf_counter() - t_pre
@@ -185,16 +192,21 @@ def side_by_side_workers(n_models: int, device: str, mode: str = "side-by-side",
     return max(1, min(n_models, available_cores() if cores is None else int(cores)))
 
 
-def _train_one(cfg: PretrainConfig, threads: int) -> str:
-    """Pretrain one model in a worker process with a fixed share of the cores."""
+def _pretrain(cfg: PretrainConfig, resume: Path | None, progress: bool) -> Path:
+    """Pretrain ``cfg`` anew, or resume its unfinished run ``resume``."""
+    from .train.pretrain import pretrain
+
+    return pretrain(cfg, progress=progress) if resume is None else pretrain(resume=resume, progress=progress)
+
+
+def _train_one(cfg: PretrainConfig, threads: int, resume: Path | None = None) -> str:
+    """Pretrain (or resume) one model in a worker process with a fixed share of the cores."""
     import os
 
     from .threads import ENV_THREADS
 
     os.environ[ENV_THREADS] = str(threads)  # read by the thread policy when training starts
-    from .train.pretrain import pretrain
-
-    return str(pretrain(cfg, progress=False))
+    return str(_pretrain(cfg, resume, False))
 
 
 def _latest_step(cfg: PretrainConfig, since: float) -> int | None:
@@ -214,7 +226,8 @@ def _latest_step(cfg: PretrainConfig, since: float) -> int | None:
     return None
 
 
-def _pretrain_side_by_side(todo: dict[str, PretrainConfig], workers: int, timings: dict) -> dict[str, Path]:
+def _pretrain_side_by_side(todo: dict[str, tuple[PretrainConfig, Path | None]], workers: int,
+                           timings: dict) -> dict[str, Path]:
     """Pretrain ``todo`` in ``workers`` spawned processes, ``cores // workers`` threads each,
     printing every model's logged step every ``SIDE_BY_SIDE_REPORT_S`` seconds."""
     import multiprocessing as mp
@@ -227,7 +240,7 @@ def _pretrain_side_by_side(todo: dict[str, PretrainConfig], workers: int, timing
     since, t0 = time.time() - 1.0, time.perf_counter()
     out: dict[str, Path] = {}
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(_train_one, cfg, threads): label for label, cfg in todo.items()}
+        futures = {pool.submit(_train_one, cfg, threads, resume): label for label, (cfg, resume) in todo.items()}
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=SIDE_BY_SIDE_REPORT_S, return_when=FIRST_COMPLETED)
@@ -237,8 +250,8 @@ def _pretrain_side_by_side(todo: dict[str, PretrainConfig], workers: int, timing
                 timings[f"pretrain_{label}_s"] = time.perf_counter() - t0
                 print(f"[{label}] run directory: {out[label]}", flush=True)
             if pending:
-                status = [f"[{futures[f]}] step {_latest_step(todo[futures[f]], since) or 0}/{todo[futures[f]].steps}"
-                          for f in pending]
+                status = [f"[{futures[f]}] step {_latest_step(todo[futures[f]][0], since) or 0}/"
+                          f"{todo[futures[f]][0].steps}" for f in pending]
                 print(f"  {time.perf_counter() - t0:6.0f} s  " + "  ".join(status), flush=True)
     return out
 
