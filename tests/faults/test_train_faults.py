@@ -270,3 +270,25 @@ def test_a_first_ctrl_c_waits_for_the_step_and_a_second_stops_at_once(tmp_path, 
     assert calls == [6] and again.value.step is None and "mid-step" in str(again.value)
     assert _step(run / "checkpoints" / "last.ckpt") == 4
     assert _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler
+
+
+def test_a_stop_handler_set_before_training_cannot_interrupt_a_step(tmp_path, embedded, monkeypatch):
+    """The claims runner turns SIGTERM into an exception; while a cell trains, the training's
+    own stop (at the step boundary, checkpoint saved) comes first, and the runner's handler is
+    back afterwards."""
+    import signal as _signal
+
+    from workbench.claims.runner import _stop_on_sigterm
+
+    cfg = resolve_config("smoke", "simclr", steps=12, checkpoint_every=100, num_workers=0,
+                         precision="32-true", runs_dir=str(tmp_path / "runs"))
+    _signal_at(monkeypatch, 5, _signal.SIGTERM)
+    flag = {"stopped": False}
+    with _stop_on_sigterm(flag):
+        runner_handler = _signal.getsignal(_signal.SIGTERM)
+        with pytest.raises(R.TrainingStopped) as stopped:
+            P.pretrain(cfg, progress=False)
+        assert _signal.getsignal(_signal.SIGTERM) is runner_handler
+    assert stopped.value.step == 5 and not flag["stopped"]
+    run = next((tmp_path / "runs").iterdir())
+    assert _step(run / "checkpoints" / "last.ckpt") == 5
