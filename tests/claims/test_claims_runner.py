@@ -91,6 +91,10 @@ def test_a_failing_cell_is_recorded_and_the_grid_goes_on(tmp_path):
     assert [c for c, _ in out["failed"]] == ["ssl-s1"] and len(out["ran"]) == 5
     assert "out of memory" in (tmp_path / "failures" / "ssl-s1.txt").read_text()
     assert not (tmp_path / "ssl-s1.json").exists()
+    # run again and succeeding, the cell's failure record goes: failures/ lists what still fails
+    again = Runner(grid, tmp_path, executor=fake, identity=_identity(MTAT_V), log=lambda s: None).run(
+        list(grid.cells.values()))
+    assert again["ran"] == ["ssl-s1"] and not (tmp_path / "failures" / "ssl-s1.txt").exists()
 
 
 def test_two_runners_never_share_a_cell_and_can_share_a_grid(tmp_path):

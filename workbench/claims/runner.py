@@ -262,6 +262,7 @@ class Runner:
                     "claims": list(st.cell.claims), "seed": st.cell.seed, "hash": st.hash,
                     "spec_hash": st.spec_hash, "spec": st.spec, "data": st.data, "code": C.code_version(),
                     "host": socket.gethostname(), "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+                (self.results / FAILURES_DIR / f"{st.cell.id}.txt").unlink(missing_ok=True)  # an earlier failure
                 summary["ran"].append(st.cell.id)
                 left = [s for s in left if s is not st]
                 done += 1
