@@ -238,18 +238,16 @@ class Runner:
                 try:
                     payload = self.executor(st.cell, self.grid.scale, self.grid.plan["probe_seeds"],
                                             device=self.device, results_dir=self.results, run_key=st.hash)
-                except (Stopped, KeyboardInterrupt, SystemExit):
-                    flag["stopped"] = True
-                    summary["stopped"] = st.cell.id
-                    self.log(f"  {st.cell.id}: stopped by a signal; released, it resumes from its last "
-                             "checkpoint next time")
-                    raise Stopped(st.cell.id) from None
-                except Exception as err:  # noqa: BLE001 - one failing cell must not stop the grid
-                    if flag["stopped"]:  # a loader worker killed by the same SIGTERM, not a failing cell
+                except BaseException as err:
+                    # a signal, or an error the same SIGTERM caused (a killed loader worker): a stop
+                    if isinstance(err, (Stopped, KeyboardInterrupt, SystemExit)) or flag["stopped"]:
                         summary["stopped"] = st.cell.id
-                        self.log(f"  {st.cell.id}: stopped by SIGTERM ({type(err).__name__}); released, it "
+                        self.log(f"  {st.cell.id}: stopped by a signal ({type(err).__name__}); released, it "
                                  "resumes from its last checkpoint next time")
                         raise Stopped(st.cell.id) from None
+                    if not isinstance(err, Exception):
+                        raise
+                    # one failing cell must not stop the grid
                     self._record_failure(st.cell, err)
                     summary["failed"].append((st.cell.id, f"{type(err).__name__}: {err}"))
                     self.log(f"  {st.cell.id}: FAILED {type(err).__name__}: {str(err).splitlines()[0][:200]}")

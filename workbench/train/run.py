@@ -377,6 +377,10 @@ class GracefulStop(Callback):
                 and not isinstance(exception, NonFiniteLossError):
             self._save(trainer)
 
+    def stopped(self, run_dir: Path, steps: int, command: str) -> TrainingStopped:
+        """The exception that says this stop (what asked for it, the step saved)."""
+        return TrainingStopped(run_dir, self.saved_step, steps, self.requested, command)
+
     def _save(self, trainer) -> None:
         path = Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -566,13 +570,12 @@ def fit(method: Method | str, config=None, *, resume: str | Path | None = None, 
     except BaseException as err:  # noqa: BLE001 - a stop asked for by a signal is said as one
         if stop.requested is None or trainer.world_size != 1:
             raise
-        raise TrainingStopped(run_dir, stop.saved_step, config.steps, stop.requested,
-                              method.command or method.name) from err
+        raise stop.stopped(run_dir, config.steps, method.command or method.name) from err
     finally:
         if trainer.is_global_zero:
             merge_metrics(run_dir)
     if stop.requested is not None and trainer.global_step < config.steps:
-        raise TrainingStopped(run_dir, stop.saved_step, config.steps, stop.requested, method.command or method.name)
+        raise stop.stopped(run_dir, config.steps, method.command or method.name)
     wall = time.perf_counter() - t0
     if trainer.global_step >= config.steps and trainer.is_global_zero:
         steps_run = max(trainer.global_step - start_step, 1)
