@@ -78,6 +78,15 @@ def test_progress_reads_the_step_column_of_the_newest_run(tmp_path):
     assert _latest_step(cfg, since) == 19
     (logs / "metrics.csv").write_text("epoch,loss,step,torch_threads\n")
     assert _latest_step(cfg, since) is None
+    # a resumed run started before ``since``: its own newest attempt's log is read
+    old = tmp_path / "20261130-090000-demo-ssl"
+    (old / "logs" / "attempt0").mkdir(parents=True)
+    (old / "logs" / "attempt0" / "metrics.csv").write_text("epoch,loss,step\n0,3.0,40\n")
+    (old / "logs" / "attempt1").mkdir()
+    (old / "logs" / "attempt1" / "metrics.csv").write_text("epoch,loss,step\n0,2.5,59\n")
+    os.utime(old, (since - 3600, since - 3600))
+    assert _latest_step(cfg, since) is None  # not a run started after ``since``
+    assert _latest_step(cfg, since, resumed=old) == 59
 
 
 def test_a_stopped_demo_model_is_resumed_and_a_finished_one_reused(tmp_path, monkeypatch):

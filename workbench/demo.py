@@ -65,17 +65,14 @@ def demo_configs(out: Path, scale: str = "demo", **overrides) -> dict[str, Pretr
 def _reusable_run(cfg: PretrainConfig) -> tuple[Path, bool] | None:
     """The newest run of exactly this configuration that has a ``last.ckpt``, and whether it
     finished: a finished one is reused, an unfinished one (stopped, killed) resumed."""
-    base = Path(cfg.runs_dir)
-    if not base.exists():
-        return None
-    for run in sorted(base.iterdir(), reverse=True):
-        if (run / "config.yaml").exists() and (run / "checkpoints" / "last.ckpt").exists():
-            try:
-                if load_config(run / "config.yaml") == cfg:
-                    return run, runs.is_finished(run)
-            except (ValueError, TypeError):
-                continue
-    return None
+
+    def same(run: Path) -> bool:
+        try:
+            return load_config(run / "config.yaml") == cfg
+        except (ValueError, TypeError):
+            return False
+
+    return runs.latest_run(cfg.runs_dir, same)
 
 
 def run_demo(out: str | Path = "runs/demo", *, scale: str = "demo", seeds=DEMO_SEEDS, tasks=DEMO_TASKS,
@@ -209,10 +206,14 @@ def _train_one(cfg: PretrainConfig, threads: int, resume: Path | None = None) ->
     return str(_pretrain(cfg, resume, False))
 
 
-def _latest_step(cfg: PretrainConfig, since: float) -> int | None:
-    """The last logged step of the newest run of ``cfg`` started after ``since`` (epoch seconds)."""
+def _latest_step(cfg: PretrainConfig, since: float, resumed: Path | None = None) -> int | None:
+    """The last logged step of the run ``resumed`` or, for a new run, of the newest run of ``cfg``
+    started after ``since`` (epoch seconds)."""
     base = Path(cfg.runs_dir)
-    newest = [r for r in base.glob(f"*-{cfg.name}") if r.stat().st_mtime >= since] if base.is_dir() else []
+    if resumed is not None:
+        newest = [Path(resumed)]
+    else:
+        newest = [r for r in base.glob(f"*-{cfg.name}") if r.stat().st_mtime >= since] if base.is_dir() else []
     for run in sorted(newest, reverse=True)[:1]:
         logs = sorted(run.glob("logs/attempt*/metrics.csv"))
         if logs:
@@ -250,8 +251,10 @@ def _pretrain_side_by_side(todo: dict[str, tuple[PretrainConfig, Path | None]], 
                 timings[f"pretrain_{label}_s"] = time.perf_counter() - t0
                 print(f"[{label}] run directory: {out[label]}", flush=True)
             if pending:
-                status = [f"[{futures[f]}] step {_latest_step(todo[futures[f]][0], since) or 0}/"
-                          f"{todo[futures[f]][0].steps}" for f in pending]
+                status = []
+                for f in pending:
+                    cfg, resume = todo[futures[f]]
+                    status.append(f"[{futures[f]}] step {_latest_step(cfg, since, resume) or 0}/{cfg.steps}")
                 print(f"  {time.perf_counter() - t0:6.0f} s  " + "  ".join(status), flush=True)
     return out
 

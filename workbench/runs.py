@@ -16,10 +16,10 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 __all__ = ["new_run_dir", "environment", "write_env", "write_json", "mark_finished", "is_finished",
-           "resume_checkpoint",
+           "resume_checkpoint", "latest_run",
            "RunExistsError", "CheckpointError", "FINISHED_MARKER", "read_json"]
 
 FINISHED_MARKER = "FINISHED"
@@ -123,6 +123,27 @@ def mark_finished(run_dir: str | Path, **info: Any) -> None:
 
 def is_finished(run_dir: str | Path) -> bool:
     return (Path(run_dir) / FINISHED_MARKER).exists()
+
+
+def latest_run(base: str | Path, matches: Callable[[Path], bool], *, resumable: bool = True
+               ) -> tuple[Path, bool] | None:
+    """The newest run directory under ``base`` (by name: runs are named by their UTC start time)
+    that ``matches`` (called with the run directory; its ``config.yaml`` exists) and holds a
+    ``checkpoints/last.ckpt``, as ``(run, finished)``: a finished run is there to be reused, an
+    unfinished one (stopped, killed) to be resumed. ``resumable=False`` skips unfinished runs
+    (a trainer that cannot resume). None when there is no such run.
+
+    The one rule of "reuse a finished run, resume an unfinished one" for ``make demo`` and the
+    claims grid."""
+    base = Path(base)
+    if not base.is_dir():
+        return None
+    for run in sorted((p for p in base.iterdir() if (p / "config.yaml").is_file()), key=lambda p: p.name,
+                      reverse=True):
+        finished = is_finished(run)
+        if (finished or resumable) and (run / "checkpoints" / "last.ckpt").is_file() and matches(run):
+            return run, finished
+    return None
 
 
 def resume_checkpoint(run_dir: str | Path) -> Path:

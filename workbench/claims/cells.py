@@ -251,11 +251,6 @@ def _cpu_seconds() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-def _run_dirs(base: Path) -> list[Path]:
-    return sorted((p for p in base.iterdir() if (p / "config.yaml").is_file()), key=lambda p: p.name) \
-        if base.is_dir() else []
-
-
 def _same_config(run_dir: Path, config) -> bool:
     import yaml
 
@@ -280,19 +275,19 @@ def _train(cell: Cell, config, runs_dir: Path, progress: bool) -> tuple[Path, st
         from ..train.run import prepare_caches
 
         prepare_caches(CACHED_TRAINERS[cell.recipe.trainer], config, progress=progress)
-    for run_dir in reversed(_run_dirs(runs_dir)):
-        if not _same_config(run_dir, config):
-            continue
-        if runs.is_finished(run_dir):
+    found = runs.latest_run(runs_dir, lambda run: _same_config(run, config),
+                            resumable=cell.recipe.trainer != "supervised")
+    if found is not None:
+        run_dir, finished = found
+        if finished:
             return run_dir, "reused"
-        if cell.recipe.trainer != "supervised" and (run_dir / "checkpoints" / "last.ckpt").is_file():
-            if cell.recipe.trainer == "pretrain":
-                from ..train.pretrain import pretrain
+        if cell.recipe.trainer == "pretrain":
+            from ..train.pretrain import pretrain
 
-                return pretrain(resume=run_dir, progress=progress), "resumed"
-            from ..train.cola import train_cola
+            return pretrain(resume=run_dir, progress=progress), "resumed"
+        from ..train.cola import train_cola
 
-            return train_cola(resume=run_dir, progress=progress), "resumed"
+        return train_cola(resume=run_dir, progress=progress), "resumed"
     if cell.recipe.trainer == "pretrain":
         from ..train.pretrain import pretrain
 
