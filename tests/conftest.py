@@ -4,6 +4,7 @@ session temp dir, and the embedded benchmark is rendered at the ``tiny`` scale."
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
@@ -28,6 +29,36 @@ def _isolated_cache(tmp_path_factory):
 
     torch.set_num_threads(1)
     yield
+
+
+def _kernel_signal_state() -> dict[str, str]:
+    """The kernel's view of this process's signals (Linux): which are ignored (``SigIgn``) and
+    blocked in the main thread (``SigBlk``); a C library can change them behind Python's back."""
+    try:
+        lines = open("/proc/self/status").read().splitlines()
+    except OSError:
+        return {}
+    return dict(line.split(":\t", 1) for line in lines if line.startswith(("SigIgn", "SigBlk")))
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_left_as_found():
+    """Every test leaves SIGINT and SIGTERM as it found them: their Python handlers and, in the
+    kernel, which signals are ignored or blocked (both are inherited by the processes a later
+    test starts). A handler left behind (Lightning ignores SIGINT for good after a
+    KeyboardInterrupt in ``fit``) would change how later tests in the same worker take a
+    Ctrl-C; this names the test that did it and puts the handlers and the mask back."""
+    watched = (signal.SIGINT, signal.SIGTERM)
+    before = {s: signal.getsignal(s) for s in watched}
+    kernel, mask = _kernel_signal_state(), signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    yield
+    changed = [f"{s.name}: {before[s]!r} -> {signal.getsignal(s)!r}" for s in watched if signal.getsignal(s) != before[s]]
+    after = _kernel_signal_state()
+    changed += [f"{k} {kernel[k]} -> {after.get(k)}" for k in kernel if after.get(k) != kernel[k]]
+    for s, handler in before.items():
+        signal.signal(s, handler)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    assert not changed, f"the test left signal handlers changed ({'; '.join(changed)})"
 
 
 @pytest.fixture

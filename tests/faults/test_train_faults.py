@@ -239,7 +239,21 @@ def test_sigterm_stops_at_the_next_step_with_a_checkpoint_of_that_step(tmp_path,
     assert metrics["steps"] == 12 and metrics["steps_run"] == 12 - 7
 
 
-def test_a_first_ctrl_c_waits_for_the_step_and_a_second_stops_at_once(tmp_path, embedded, monkeypatch):
+@pytest.fixture
+def terminal_sigint():
+    """SIGINT as a process started from a terminal has it (Python's KeyboardInterrupt handler,
+    not blocked), whatever this test worker inherited or a library left behind."""
+    import signal as _signal
+
+    before = _signal.signal(_signal.SIGINT, _signal.default_int_handler)
+    mask = _signal.pthread_sigmask(_signal.SIG_UNBLOCK, [_signal.SIGINT])
+    yield
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
+    _signal.signal(_signal.SIGINT, before)
+
+
+def test_a_first_ctrl_c_waits_for_the_step_and_a_second_stops_at_once(tmp_path, embedded, monkeypatch,
+                                                                       terminal_sigint):
     import signal as _signal
 
     cfg = resolve_config("smoke", "simclr", steps=12, checkpoint_every=100, num_workers=0,
@@ -270,6 +284,23 @@ def test_a_first_ctrl_c_waits_for_the_step_and_a_second_stops_at_once(tmp_path, 
     assert calls == [6] and again.value.step is None and "mid-step" in str(again.value)
     assert _step(run / "checkpoints" / "last.ckpt") == 4
     assert _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler
+
+
+def test_an_ignored_sigint_stays_ignored_during_training(tmp_path, embedded, monkeypatch):
+    """A run started with SIGINT ignored (``nohup``, a background job of a script) is not stopped
+    by one, and training leaves that disposition as it found it."""
+    import signal as _signal
+
+    before = _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
+    try:
+        cfg = resolve_config("smoke", "simclr", steps=8, checkpoint_every=100, num_workers=0,
+                             precision="32-true", runs_dir=str(tmp_path / "runs"))
+        sent = _signal_at(monkeypatch, 3, _signal.SIGINT)
+        run = P.pretrain(cfg, progress=False)
+        assert sent == [3] and runs.is_finished(run) and _step(run / "checkpoints" / "last.ckpt") == 8
+        assert _signal.getsignal(_signal.SIGINT) is _signal.SIG_IGN
+    finally:
+        _signal.signal(_signal.SIGINT, before)
 
 
 def test_a_stop_handler_set_before_training_cannot_interrupt_a_step(tmp_path, embedded, monkeypatch):

@@ -177,6 +177,14 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+def _as_from_a_terminal():
+    """SIGINT at its default and not blocked in the child, as a command typed in a terminal has
+    it, whatever the test worker passes on (an ignored or blocked SIGINT is inherited, and
+    Python then never raises KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+
+
 @pytest.mark.parametrize("how", ["ctrl-c to the process group", "sigterm to the process"])
 def test_a_stopped_cli_run_saves_the_step_it_stopped_at_and_exits_130(tmp_path, embedded, how):
     """The real CLI with two loader workers: Ctrl-C in a terminal reaches the whole process group
@@ -187,7 +195,7 @@ def test_a_stopped_cli_run_saves_the_step_it_stopped_at_and_exits_130(tmp_path, 
             f"runs_dir={runs_dir}"]
     proc = subprocess.Popen([sys.executable, "-c", _STEP_PRINTER, *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=_as_from_a_terminal)
     try:
         seen = 0
         for line in proc.stdout:
