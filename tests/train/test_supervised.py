@@ -47,3 +47,37 @@ def test_smoke_run(tmp_path, embedded, task):
     ckpt_cb = next(v for k, v in best["callbacks"].items() if "ModelCheckpoint" in k)
     assert saved["best_val_loss"] == pytest.approx(float(ckpt_cb["best_model_score"]))
     assert (run_dir / "splits" / f"{task}.csv").exists()
+
+
+def test_ctrl_c_during_training_is_a_keyboard_interrupt_and_leaves_sigint_working(tmp_path, embedded, monkeypatch):
+    """Lightning turns a KeyboardInterrupt inside ``fit`` into ``sys.exit(1)`` and ignores SIGINT
+    from then on; the supervised trainer gives the interrupt back (the CLI exits 130) and leaves
+    Ctrl-C working in the process."""
+    import signal
+
+    from lightning.pytorch.callbacks import Callback
+
+    from workbench.train import supervised as S
+
+    class CtrlC(Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step >= 2:
+                raise KeyboardInterrupt
+
+    real_trainer = S.L.Trainer
+
+    def trainer_with_ctrl_c(*args, callbacks=(), **kwargs):
+        return real_trainer(*args, callbacks=[*callbacks, CtrlC()], **kwargs)
+
+    monkeypatch.setattr(S.L, "Trainer", trainer_with_ctrl_c)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        cfg = SupervisedConfig.for_scale("smoke", task="nsynth_pitch", runs_dir=str(tmp_path), max_steps=8,
+                                         val_every=4)
+        with pytest.raises(KeyboardInterrupt):
+            train_supervised(cfg, progress=False)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        run = next(tmp_path.iterdir())
+        assert not runs.is_finished(run)
+    finally:
+        signal.signal(signal.SIGINT, before)

@@ -39,8 +39,8 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from .. import runs, threads
 from ..config import ConfigError
 
-__all__ = ["Method", "TRAINERS", "get_method", "fit", "build_trainer", "loggers", "precision", "Throughput",
-           "TrainingSignals", "NonFiniteGuard", "CPUClock", "GracefulStop", "TrainingStopped",
+__all__ = ["Method", "TRAINERS", "get_method", "fit", "interrupts_kept", "build_trainer", "loggers", "precision",
+           "Throughput", "TrainingSignals", "NonFiniteGuard", "CPUClock", "GracefulStop", "TrainingStopped",
            "NonFiniteLossError", "merge_metrics", "checkpoint_step", "load_checkpoint", "prepare_caches", "RESUME_EDITABLE",
            "resume_config"]
 
@@ -340,6 +340,24 @@ def _newest_finite(ckpt_dir: Path) -> Path | None:
     return None
 
 
+@contextlib.contextmanager
+def interrupts_kept():
+    """Around ``trainer.fit``: Lightning answers a KeyboardInterrupt inside ``fit`` by ignoring
+    SIGINT for the rest of the process and calling ``sys.exit(1)``. This gives the caller the
+    KeyboardInterrupt back (the CLI then exits 130, a claims runner releases its cell) and puts
+    the SIGINT handler back as it was, so that a later Ctrl-C in the same process still works."""
+    before = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+    try:
+        yield
+    except SystemExit as err:
+        if isinstance(err.__context__, KeyboardInterrupt):
+            raise err.__context__ from None
+        raise
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGINT, before)
+
+
 class GracefulStop(Callback):
     """SIGTERM (``kill PID``, a scheduler's time limit) or a first Ctrl-C stops the training at the
     next step boundary, with ``last.ckpt`` saved there (written beside it, then renamed into
@@ -560,7 +578,8 @@ def fit(method: Method | str, config=None, *, resume: str | Path | None = None, 
         # torch threads: the policy, then adapted to the load while training (workbench.threads)
         workers = _busy_loader_workers(loader)
         with threads.apply(workers=workers), threads.governed(threads.threads_for(workers)), \
-                warnings.catch_warnings(), (stop.signals() if trainer.world_size == 1 else contextlib.nullcontext()):
+                warnings.catch_warnings(), interrupts_kept(), \
+                (stop.signals() if trainer.world_size == 1 else contextlib.nullcontext()):
             # Lightning warns that a mid-epoch resume with a stateless loader "can cause unreliable
             # results"; ours is reseeded by the resumed step on purpose (above), so it is not shown
             warnings.filterwarnings("ignore", message=RESUME_LOADER_WARNING)

@@ -169,7 +169,10 @@ def train_supervised(config: SupervisedConfig, *, progress: bool = True) -> tupl
                         enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
                         log_every_n_steps=max(1, config.val_every // 5), accelerator="auto", devices=1)
     t0 = time.perf_counter()
-    trainer.fit(module, loader("train", True), loader("valid", False))
+    from .run import interrupts_kept
+
+    with interrupts_kept():  # Ctrl-C: KeyboardInterrupt (exit 130), not Lightning's exit 1
+        trainer.fit(module, loader("train", True), loader("valid", False))
     if best.best_model_path:
         state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
