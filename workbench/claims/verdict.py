@@ -134,15 +134,7 @@ def part_verdict(expect: str, conditions: Sequence[dict], alpha: float = ALPHA, 
     if pairwise:
         if len(conditions) != 2:
             raise ValueError(f"expect={expect!r} compares exactly two conditions, got {len(conditions)}")
-        first, second = conditions[0]["values"], conditions[1]["values"]
-        if expect == "none":
-            stat, p = welch(first, second, side or "two-sided")
-            test, p_other = ("welch_t_two_sided" if side is None else f"welch_t_one_sided_{side}"), None
-        else:
-            d = _direction(expect)
-            stat, p = welch(first, second, d)
-            _, p_other = welch(first, second, _opposite(d))
-            test = "welch_t_one_sided"
+        test_fn, args, name = welch, (conditions[0]["values"], conditions[1]["values"]), "welch_t"
         why = "fewer than two values in a condition"
     else:
         if len(conditions) < 2:
@@ -154,15 +146,17 @@ def part_verdict(expect: str, conditions: Sequence[dict], alpha: float = ALPHA, 
                                  f"x={c.get('x')!r}")
             xs += [float(c["x"])] * len(c["values"])
             ys += [float(v) for v in c["values"]]
-        if expect == "none":
-            stat, p = spearman(xs, ys, "two-sided")
-            test, p_other = "spearman_two_sided", None
-        else:
-            d = _direction(expect)
-            stat, p = spearman(xs, ys, d)
-            _, p_other = spearman(xs, ys, _opposite(d))
-            test = "spearman_one_sided"
+        test_fn, args, name = spearman, (xs, ys), "spearman"
         why = "fewer than three (x, value) pairs or no variation"
+    if expect == "none":  # no trend expected: two-sided, or the one side a pairwise part names
+        sided = side if pairwise else None
+        stat, p = test_fn(*args, sided or "two-sided")
+        test, p_other = (f"{name}_two_sided" if sided is None else f"{name}_one_sided_{sided}"), None
+    else:
+        d = _direction(expect)
+        stat, p = test_fn(*args, d)
+        _, p_other = test_fn(*args, _opposite(d))
+        test = f"{name}_one_sided"
     out = {"test": test, "statistic": None if math.isnan(stat) else stat,
            "p_value": None if math.isnan(p) else p, "verdict": "inconclusive", "note": ""}
     if math.isnan(p):
