@@ -36,14 +36,15 @@ def test_demo_pipeline_writes_summary_and_figure(tmp_path, run_slow, monkeypatch
     assert set(saved["data"]) >= set(DEMO_TASKS) and all(d["synthetic"] for d in saved["data"].values())
     assert (tmp_path / "figures" / "summary.png").stat().st_size > 0
     if run_slow:
-        # the headline (paper Table 3): pitch labels lift pitch probing far above
-        # self-supervision without hurting the other tasks. Measured over pretraining seeds
-        # 0-2: pitch +0.155/+0.100/+0.144; instrument and tags within +-0.05 (seed noise)
+        # the headline (paper Table 3): pitch labels lift pitch probing above self-supervision.
+        # One pretraining seed (the demo's) on benchmark v6 gives +0.046 (2 threads) and +0.068
+        # (side by side, 1 thread each), probe-seed std <= 0.007; benchmark v1 gave +0.100 to
+        # +0.155 over seeds 0-2 (README). "Costs little on the other tasks" is not testable on
+        # one seed here (instrument moved +0.019 and -0.095 with the thread count alone): the
+        # claims grid tests it over three seeds (T3-noharm), as it tests T3-pitch.
         score = {(r["model"], r["task"], r["metric"]): r["mean"] for r in rows}
         gain = {key[1:]: score[("semisupcon", *key[1:])] - score[key] for key in score if key[0] == "ssl"}
-        assert gain[("nsynth_pitch", "accuracy")] > 0.08
-        assert gain[("nsynth_instrument", "accuracy")] > -0.05
-        assert gain[("mtat_top50", "roc_auc")] > -0.05
+        assert gain[("nsynth_pitch", "accuracy")] > 0.02
     # a second run reuses the finished pretraining runs
     again = run_demo(out, scale=scale, seeds=seeds[:1], progress=False, figures_dir=tmp_path / "figures")
     assert again["runs"] == summary["runs"]
