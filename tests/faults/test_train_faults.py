@@ -242,7 +242,9 @@ def test_sigterm_stops_at_the_next_step_with_a_checkpoint_of_that_step(tmp_path,
 @pytest.fixture
 def terminal_sigint():
     """SIGINT as a process started from a terminal has it (Python's KeyboardInterrupt handler,
-    not blocked), whatever this test worker inherited or a library left behind."""
+    not blocked), whatever this test worker inherited: ``make test &`` from a script starts
+    with SIGINT ignored (a shell without job control ignores it in background jobs), and
+    Python then keeps it ignored."""
     import signal as _signal
 
     before = _signal.signal(_signal.SIGINT, _signal.default_int_handler)

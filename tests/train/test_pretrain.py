@@ -180,7 +180,8 @@ sys.exit(main(sys.argv[1:]))
 def _as_from_a_terminal():
     """SIGINT at its default and not blocked in the child, as a command typed in a terminal has
     it, whatever the test worker passes on (an ignored or blocked SIGINT is inherited, and
-    Python then never raises KeyboardInterrupt)."""
+    Python then never raises KeyboardInterrupt; ``make test &`` from a script starts with SIGINT
+    ignored, since a shell without job control ignores it in background jobs)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
 
