@@ -417,3 +417,25 @@ def test_probe_task_trains_its_seeds_together_with_the_sequential_results(tone_t
         assert a == b
     both = P.probe_tasks(SpectrumEncoder(), [task, task], probe_kwargs={"lr": 3e-3, "max_epochs": 6}, **common)
     assert both == batched + batched
+
+
+@pytest.mark.parametrize("bad", [dict(batch_size=0), dict(max_epochs=0), dict(patience=-1)])
+def test_sequential_and_batched_probes_refuse_the_same_budgets(bad):
+    from workbench.batched_probe import ProbeJob, train_probes
+
+    train, valid = noisy_binary(20, seed=1), noisy_binary(20, seed=2)
+    with pytest.raises(ValueError, match="batch_size, max_epochs and patience must be positive"):
+        P.train_probe(train, valid, BINARY, seed=0, **bad)
+    with pytest.raises(ValueError, match="batch_size, max_epochs and patience must be positive"):
+        train_probes([ProbeJob(train, valid, BINARY, 0)], **bad)
+
+
+def test_a_validation_loss_never_finite_is_refused_naming_the_task_and_seed():
+    from workbench.batched_probe import ProbeJob, train_probes
+
+    train, valid = noisy_binary(20, seed=1), noisy_binary(20, seed=2)
+    blow_up = dict(lr=1e30, max_epochs=3)  # the first Adam step sends the weights to inf: no finite epoch
+    with pytest.raises(ValueError, match=r"^task toy2: the validation loss was never finite \(last (nan|inf)\)"):
+        P.train_probe(train, valid, BINARY, seed=0, **blow_up)
+    with pytest.raises(ValueError, match=r"^task toy2 \(seed 4\): the validation loss was never finite \(last (nan|inf)"):
+        train_probes([ProbeJob(train, valid, BINARY, 4)], **blow_up)

@@ -39,7 +39,7 @@ import torch
 
 from .embed import Embeddings
 from .probe import (DEFAULT_BATCH_SIZE, DEFAULT_LR, DEFAULT_MAX_EPOCHS, DEFAULT_PATIENCE, EVAL_BATCH_SIZE, Probe,
-                    _setup_probe, _torch_threads)
+                    _setup_probe, _torch_threads, check_budget, never_finite)
 
 __all__ = ["ProbeJob", "train_probes"]
 
@@ -357,8 +357,7 @@ def train_probes(
     Arguments are those of :func:`workbench.probe.train_probe` (which this equals member by
     member); the global RNG is left untouched.
     """
-    if batch_size <= 0 or max_epochs <= 0 or patience <= 0:
-        raise ValueError("batch_size, max_epochs and patience must be positive.")
+    check_budget(batch_size, max_epochs, patience)
     device = torch.device(device)
     fork_devices = [device] if device.type == "cuda" else []
     members: list[_Member] = []
@@ -375,8 +374,7 @@ def train_probes(
     out = []
     for m in members:
         if m.best_state is None:
-            raise ValueError(f"task {m.job.task.name} (seed {m.job.seed}): the validation loss was never finite "
-                             f"(last {m.valid_loss}); check the embeddings for NaN/inf or lower the learning rate.")
+            raise never_finite(m.job.task.name, m.valid_loss, m.job.seed)
         m.probe.load_state_dict(m.best_state)
         m.probe.best_epoch = m.best_epoch
         out.append(m.probe.eval())

@@ -197,6 +197,19 @@ def _setup_probe(train: Embeddings, valid: Embeddings, task, seed: int, hidden, 
     return probe, (Xtr, ytr, Xva, yva), weight_decay
 
 
+def check_budget(batch_size: int, max_epochs: int, patience: int) -> None:
+    """The one rule for a probe's training budget (sequential and batched)."""
+    if batch_size <= 0 or max_epochs <= 0 or patience <= 0:
+        raise ValueError("batch_size, max_epochs and patience must be positive.")
+
+
+def never_finite(task_name: str, last: float, seed: int | None = None) -> ValueError:
+    """The error of a probe whose validation loss was never finite (no state to restore)."""
+    which = f"task {task_name}" + ("" if seed is None else f" (seed {seed})")
+    return ValueError(f"{which}: the validation loss was never finite (last {last}); check the embeddings for "
+                      "NaN/inf or lower the learning rate.")
+
+
 def train_probe(
     train: Embeddings,
     valid: Embeddings,
@@ -228,8 +241,7 @@ def train_probe(
         epoch (epochs count from 1).
     The run is deterministic for a given ``seed`` and leaves the global RNG untouched.
     """
-    if batch_size <= 0 or max_epochs <= 0 or patience <= 0:
-        raise ValueError("batch_size, max_epochs and patience must be positive.")
+    check_budget(batch_size, max_epochs, patience)
     device = torch.device(device)
     fork_devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices), _torch_threads(threads):
@@ -263,8 +275,7 @@ def train_probe(
                 if bad >= patience:
                     break
     if best_state is None:
-        raise ValueError(f"task {task.name}: the validation loss was never finite (last {valid_loss}); "
-                         "check the embeddings for NaN/inf or lower the learning rate.")
+        raise never_finite(task.name, valid_loss)
     probe.load_state_dict(best_state)
     probe.best_epoch = best_epoch
     return probe.eval()
