@@ -14,9 +14,10 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["new_run_dir", "environment", "write_env", "write_json", "mark_finished", "is_finished",
            "resume_checkpoint", "latest_run",
