@@ -242,6 +242,7 @@ def test_one_real_smoke_cell_end_to_end(tmp_path, monkeypatch):
     assert 0.0 <= acc <= 1.0 and stored["synthetic"] is True
     assert stored["data"]["nsynth"]["synthetic"] is True and stored["data"]["nsynth"]["scale"] == "tiny"
     assert stored["cpu_s"] > 0 and stored["wall_s"] > 0 and stored["train"]["how"] == "trained"
+    assert stored["train"]["precision"] == "32-true"  # GRID_PRECISION on the CPU, recorded
     assert stored["spec"]["config"]["augment_exclude"] == [] and stored["spec"]["config"]["steps"] == 4
     assert set(stored["robustness"]["severities"]) == {"0", "1"}
     assert 0.0 <= stored["latent"]["knn_map"] <= 1.0 and (results / stored["latent"]["map_file"]).is_file()
@@ -251,6 +252,30 @@ def test_one_real_smoke_cell_end_to_end(tmp_path, monkeypatch):
     t3 = next(c for c in payload["claims"] if c["id"] == "T3-pitch")
     assert t3["parts"][0]["conditions"][0]["values"] == [pytest.approx(acc)]  # seed 0 only: pending
     assert t3["verdict"] == "pending"
+
+
+@pytest.mark.parametrize("native_bf16", [True, False])
+def test_grid_cells_train_fp32_on_any_cpu(monkeypatch, native_bf16):
+    """GRID_PRECISION: where ``precision=auto`` alone would pick bf16-mixed (a CPU with native
+    bf16) or fp32 (one without), a grid cell trains in fp32 on both, so that one claim's cells
+    from different machines differ by seed, not by numerics; the spec (and so the hash) keeps
+    ``auto``; a recipe that names its precision and the GPU path are left alone."""
+    import torch
+
+    from workbench.claims.registry import Cell, Recipe, cola
+    from workbench.train.run import precision
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native_bf16)
+    grid = build_grid("smoke")
+    for cell in (grid.cell_of(ssl(), 0), grid.cell_of(cola("msa"), 0)):
+        plain = C.resolve(cell.recipe, "smoke", 0, accelerator="cpu")
+        assert plain.precision == "auto" and precision(plain) == ("bf16-mixed" if native_bf16 else "32-true")
+        ruled = C.resolve(cell.recipe, "smoke", 0, accelerator="cpu", **C.grid_precision(cell, "cpu"))
+        assert precision(ruled) == "32-true"
+        assert C.spec_of(cell, "smoke", [0])["config"]["precision"] == "auto"
+        assert C.grid_precision(cell, "cuda:0") == {}
+    named = Cell("ssl-bf16-s0", Recipe("pretrain", "ssl", {"precision": "bf16-mixed"}), 0)
+    assert C.grid_precision(named, "cpu") == {}
 
 
 def test_msa_and_its_random_init_reference_as_real_smoke_cells(tmp_path):

@@ -43,7 +43,7 @@ from .registry import Cell, Recipe
 
 __all__ = ["RESULT_VERSION", "RUNTIME_FIELDS", "NotRunnable", "resolve", "spec_of", "spec_hash", "config_hash",
            "data_identity", "data_version", "legacy_identity", "accepted_hashes", "datasets_of", "run_cell",
-           "knn_accuracy", "scale_steps", "code_version"]
+           "knn_accuracy", "scale_steps", "code_version", "GRID_PRECISION", "grid_precision"]
 
 #: Bump when the result file's content or the evaluation code changes what a cell reports.
 RESULT_VERSION = 1
@@ -51,6 +51,14 @@ RESULT_VERSION = 1
 RUNTIME_FIELDS = ("name", "runs_dir", "accelerator", "devices", "num_nodes", "strategy", "num_workers", "log_every",
                   "checkpoint_every", "compile", "root")
 DEFAULT_RUNS_ROOT = "runs/claims"
+
+#: The precision a cell trains in when its recipe says ``auto`` (every recipe of the grid does),
+#: by device kind. On the CPU always fp32: ``auto`` alone would pick bf16-mixed on CPUs with
+#: native bf16 (AVX512-BF16/AMX) and fp32 elsewhere, so cells of one claim computed on
+#: different machines would differ in numerics, not only in seed. On GPUs the trainer's own
+#: ``auto`` (``workbench.train.run.precision``). A cell's spec keeps ``auto``; this rule, not the
+#: spec, fixes what it means for the grid. The end-to-end supervised trainer is fp32 everywhere.
+GRID_PRECISION = {"cpu": "32-true"}
 #: k-NN accuracy: stratified folds over the test tracks.
 KNN_FOLDS = 5
 #: Decimals kept for the stored 2-D map coordinates.
@@ -332,6 +340,15 @@ def _pair_accuracy(run_dir: Path) -> list[list[float]]:
     return [out[k] for k in sorted(out)]
 
 
+def grid_precision(cell: Cell, device: str) -> dict:
+    """``{"precision": ...}`` to train ``cell`` on ``device`` under :data:`GRID_PRECISION`, or ``{}``
+    (a recipe that names its precision, a device kind the rule leaves to the trainer)."""
+    if cell.recipe.overrides.get("precision", "auto") != "auto":
+        return {}
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    return {"precision": GRID_PRECISION[kind]} if kind in GRID_PRECISION else {}
+
+
 def run_cell(cell: Cell, scale: str, probe_seeds, *, device: str = "cpu", runs_root: str | Path = DEFAULT_RUNS_ROOT,
              results_dir: Path | None = None, run_key: str | None = None, progress: bool = False) -> dict:
     """Train and evaluate one cell; returns its result payload (without hashes, which the
@@ -346,6 +363,7 @@ def run_cell(cell: Cell, scale: str, probe_seeds, *, device: str = "cpu", runs_r
     runtime = {"runs_dir": str(runs_dir)}
     if cell.recipe.trainer != "supervised":
         runtime["accelerator"] = "gpu" if device.startswith("cuda") else "cpu"
+        runtime.update(grid_precision(cell, device))
     config = resolve(cell.recipe, scale, cell.seed, **runtime)
     run_dir, how = _train(cell, config, runs_dir, progress)
     result: dict[str, Any] = {"train": _train_summary(cell, run_dir, how), "metrics": {}, "probe_values": {},
@@ -374,6 +392,8 @@ def _train_summary(cell: Cell, run_dir: Path, how: str) -> dict:
     metrics = run_dir / "metrics.json"
     summary = json.loads(metrics.read_text()) if metrics.is_file() else {}
     out = {"run_dir": str(run_dir), "how": how, "steps": summary.get("steps"), "wall_s": summary.get("wall_s")}
+    if "precision" in summary:  # what the training ran in (GRID_PRECISION); cells before 2026-12-02 lack it
+        out["precision"] = str(summary["precision"])
     for key in ("cpu_s", "cpu_s_attempt", "cpu_s_complete"):  # the training's CPU over its attempts (CPUClock)
         if key in summary:
             out[key] = summary[key]
