@@ -505,6 +505,33 @@ def test_grid_rate_uses_every_finished_cell_not_only_the_selected_ones(tmp_path)
     assert f"at {600.0 / sum(units):.2f} s/unit" in lines[0]
 
 
+def test_grid_rate_follows_the_most_recently_finished_cells(tmp_path):
+    """RECENT_CELLS: the ETA's rate is the machine as it runs now, so cells finished earlier (on a
+    slower or busier machine) stop counting once enough newer ones exist."""
+    import dataclasses
+
+    from workbench.claims.runner import RECENT_CELLS, estimate_units, grid_rate
+
+    grid = _grid(seeds=tuple(range(RECENT_CELLS // 2 + 1)))  # two cells a seed
+    cells = list(grid.cells.values())
+    assert len(cells) == RECENT_CELLS + 2
+    fake = FakeExecutor()
+    Runner(grid, tmp_path, executor=lambda cell, *a, **k: fake(dataclasses.replace(cell, seed=cell.seed % 3), *a, **k),
+           identity=_identity(MTAT_V), log=lambda s: None).run(cells)
+    units = {c.id: estimate_units(c, C.resolve(c.recipe, grid.scale, c.seed)) for c in cells}
+    for i, cell in enumerate(cells):  # the two oldest ran at 50 s/unit, the newer ones at 2 s/unit
+        path = tmp_path / f"{cell.id}.json"
+        slow = i < 2
+        path.write_text(json.dumps({**json.loads(path.read_text()), "finished": f"2026-12-0{1 + (not slow)}T{i:02d}:00:00Z",
+                                    "wall_s": units[cell.id] * (50.0 if slow else 2.0)}))
+    assert grid_rate(grid, tmp_path) == pytest.approx(2.0)
+    path = tmp_path / f"{cells[0].id}.json"  # the slow cell, finished again last: it counts, the oldest fast one not
+    path.write_text(json.dumps({**json.loads(path.read_text()), "finished": "2026-12-03T00:00:00Z"}))
+    newest = [cells[0]] + cells[3:]
+    expect = (50.0 * units[cells[0].id] + 2.0 * sum(units[c.id] for c in cells[3:])) / sum(units[c.id] for c in newest)
+    assert grid_rate(grid, tmp_path) == pytest.approx(expect)
+
+
 def test_sigterm_stops_the_runner_and_releases_the_cell_without_calling_it_failed(tmp_path):
     import signal
 

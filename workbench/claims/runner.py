@@ -53,6 +53,10 @@ ROBUSTNESS_SEVERITY_UNITS = 2.0
 LATENT_UNITS = 6.0
 #: Wall seconds per unit on one worker before any cell finished (2-core CPU, docs/claims.md).
 DEFAULT_SECONDS_PER_UNIT = 3.0
+#: The ETA's rate comes from this many most recently finished cells: the machine and its load as
+#: they are now (the grid runs over sessions on machines of other speeds and loads; quiet cells
+#: of one session ran twice as fast as the loaded cells of the one before).
+RECENT_CELLS = 10
 FAILURES_DIR = "failures"
 
 
@@ -150,24 +154,28 @@ def plan_states(grid: Grid, cells: Sequence[Cell], results: Path, *, with_data: 
 
 
 def grid_rate(grid: Grid, results: Path, key: str = "wall_s", states: Sequence[CellState] | None = None) -> float:
-    """Measured seconds per cost unit over every finished cell of the whole grid (what an ETA
-    of a few selected cells, ``--only`` / ``--cells``, should use too). ``states``: the whole
-    grid's :func:`plan_states` (``with_data=False``) when the caller already has them."""
+    """Measured seconds per cost unit over the :data:`RECENT_CELLS` most recently finished cells
+    of the whole grid (what an ETA of a few selected cells, ``--only`` / ``--cells``, should use
+    too). ``states``: the whole grid's :func:`plan_states` (``with_data=False``) when the caller
+    already has them."""
     if states is None:
         states = plan_states(grid, list(grid.cells.values()), results, with_data=False)
     return _seconds_per_unit(states, results, key)
 
 
-def _seconds_per_unit(states: Sequence[CellState], results: Path, key: str = "wall_s") -> float:
-    """Measured seconds (``wall_s`` or ``cpu_s``) per cost unit over the finished cells."""
-    walls, units = 0.0, 0.0
+def _seconds_per_unit(states: Sequence[CellState], results: Path, key: str = "wall_s",
+                      recent: int = RECENT_CELLS) -> float:
+    """Measured seconds (``wall_s`` or ``cpu_s``) per cost unit over the ``recent`` most recently
+    finished cells (by their ``finished`` time; ISO UTC strings sort in time order)."""
+    measured = []
     for st in states:
         if st.state == "done":
             stored = store.read_result(results, st.cell.id) or {}
             if stored.get(key) and st.units:
-                walls += float(stored[key])
-                units += st.units
-    return walls / units if units else DEFAULT_SECONDS_PER_UNIT
+                measured.append((str(stored.get("finished", "")), float(stored[key]), st.units))
+    newest = sorted(measured, key=lambda m: m[0], reverse=True)[:recent]
+    units = sum(m[2] for m in newest)
+    return sum(m[1] for m in newest) / units if units else DEFAULT_SECONDS_PER_UNIT
 
 
 def _fmt_s(seconds: float) -> str:
