@@ -223,6 +223,34 @@ def test_registry_lists_every_claim_and_shares_cells():
     assert order.index("ssl-s2") < order.index("cola-msa-s0") < order.index("views-ssl-n2-q-s0")
 
 
+def test_msa_budget_multiplies_steps_and_milestones_and_nothing_else():
+    """MSA-budget: the multi-source model at N = 4 (one per source kind) times the scale's steps,
+    its learning-rate milestones multiplied alike; every other field is MSA-learns' model's, the
+    untrained reference is the same cell, and a malformed steps kind is refused."""
+    import dataclasses
+
+    from workbench.claims.registry import MSA_BUDGET_FACTOR, cola, cola_random_init
+    from workbench.train.cola import resolve_cola_config
+
+    assert MSA_BUDGET_FACTOR == 4  # bass, drums, accompaniment, vocals
+    grid = build_grid("demo")
+    base = C.resolve(cola("msa"), "demo", 0)
+    long = C.resolve(cola("msa", MSA_BUDGET_FACTOR), "demo", 0)
+    own = resolve_cola_config("demo", seed=0)
+    assert (base.steps, base.lr_milestones) == (own.steps, own.lr_milestones)
+    assert long.steps == 4 * own.steps and long.lr_milestones == [4 * m for m in own.lr_milestones]
+    rest = {k: v for k, v in dataclasses.asdict(long).items() if k not in ("steps", "lr_milestones")}
+    assert rest == {k: v for k, v in dataclasses.asdict(base).items() if k not in ("steps", "lr_milestones")}
+    cell = grid.cell_of(cola("msa", MSA_BUDGET_FACTOR), 0)
+    assert cell.id == "cola-msa-x4-s0" and cell.claims == ["MSA-budget"]
+    assert cell is not grid.cell_of(cola("msa"), 0)
+    assert set(grid.cell_of(cola_random_init(), 0).claims) == {"MSA-learns", "MSA-budget"}
+    assert C.steps_factor("scale") == 1 and C.steps_factor("scale*3") == 3
+    for bad in ("scale*", "scale*0", "scale*x"):
+        with pytest.raises(ValueError, match="scale\\*N"):
+            C.steps_factor(bad)
+
+
 def test_one_real_smoke_cell_end_to_end(tmp_path, monkeypatch):
     """A real cell at the smoke scale on the tiny benchmark: the SSL baseline (at smoke the
     paper's chain is the scale's own, so both T3-pitch parts read this one cell) — trained,
@@ -289,7 +317,8 @@ def test_msa_and_its_random_init_reference_as_real_smoke_cells(tmp_path):
 
     grid = build_grid("smoke")
     trained, untrained = grid.cell_of(cola("msa"), 0), grid.cell_of(cola_random_init(), 0)
-    assert trained is not untrained and "MSA-learns" in trained.claims and list(untrained.claims) == ["MSA-learns"]
+    assert trained is not untrained and "MSA-learns" in trained.claims
+    assert set(untrained.claims) == {"MSA-learns", "MSA-budget"}
     probe_seeds = grid.plan["probe_seeds"]
     assert C.spec_hash(C.spec_of(trained, "smoke", probe_seeds)) != C.spec_hash(C.spec_of(untrained, "smoke",
                                                                                           probe_seeds))

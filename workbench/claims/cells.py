@@ -70,12 +70,28 @@ class NotRunnable(ValueError):
 
 
 # --------------------------------------------------------------------------- configuration
+#: A steps kind ``scale*N``: N times the trainer's own steps at the scale, its learning-rate
+#: milestones scaled alike (COLA: the multi-source model given each source a targeted model's steps).
+SCALED_STEPS_PREFIX = "scale*"
+
+
+def steps_factor(kind: str) -> int:
+    """N of a ``scale*N`` steps kind (1 for any other kind)."""
+    if not kind.startswith(SCALED_STEPS_PREFIX):
+        return 1
+    factor = kind[len(SCALED_STEPS_PREFIX):]
+    if not factor.isdigit() or int(factor) < 1:
+        raise ValueError(f"steps kind {kind!r}: expected {SCALED_STEPS_PREFIX}N with N a positive integer")
+    return int(factor)
+
+
 def scale_steps(scale: str, kind: str) -> int | None:
     """Training steps of a recipe: ``main`` = the scale's pretraining steps, ``quarter`` = a
-    quarter of them (the paper's 50 k ablations vs 200 k), ``scale``: None (the trainer's own)."""
+    quarter of them (the paper's 50 k ablations vs 200 k), ``scale`` (or ``scale*N``, scaled in
+    :func:`resolve`): None (the trainer's own)."""
     from ..config import SCALES
 
-    if kind in ("scale", "init"):
+    if kind in ("scale", "init") or kind.startswith(SCALED_STEPS_PREFIX):
         return None
     main = int(SCALES[scale].get("steps", 600))
     if kind == "main":
@@ -112,7 +128,12 @@ def resolve(recipe: Recipe, scale: str, seed: int, **runtime: Any):
             over = {**recipe.overrides, **runtime, "seed": seed}
             if steps is not None:
                 over["steps"] = steps
-            return resolve_cola_config(scale, **over)
+            config = resolve_cola_config(scale, **over)
+            factor = steps_factor(recipe.steps)
+            if factor == 1:
+                return config
+            return resolve_cola_config(scale, **{**over, "steps": config.steps * factor,
+                                                 "lr_milestones": [m * factor for m in config.lr_milestones]})
     except (ConfigError, ValueError, TypeError) as err:
         raise NotRunnable(f"{recipe.trainer} config rejected: {err}") from None
     raise ValueError(f"unknown trainer {recipe.trainer!r}")

@@ -185,9 +185,9 @@ def figure4_latent(maps: dict, knn: dict, path: Path, synthetic: bool = True) ->
 MSA_MODEL_NAMES = {"cola-cola": "COLA", "cola-msa": "COLA + MSA", "cola-random-mask": "COLA + Random Mask",
                    "cola-msa-no-shift": "MSA, no time shift", "cola-msa-bass": "Bass", "cola-msa-drums": "Drums",
                    "cola-msa-accompaniment": "Accomp.", "cola-msa-vocals": "Vocals",
-                   "cola-random-init": "random init"}
+                   "cola-random-init": "random init", "cola-msa-x4": "COLA + MSA, 4x steps"}
 #: The poster's comparison models, whose pretext curves the report draws.
-PRETEXT_CURVE_MODELS = ("cola-msa", "cola-cola", "cola-random-mask", "cola-msa-no-shift")
+PRETEXT_CURVE_MODELS = ("cola-msa", "cola-cola", "cola-random-mask", "cola-msa-no-shift", "cola-msa-x4")
 
 
 def msa_tables(rows: list[dict], path: Path) -> Path:
@@ -303,7 +303,8 @@ def _draw(name: str, grid: Grid, results: Path, path: Path):
     if name == "figure4":
         return _figure4(grid, results, path)
     if name == "msa":
-        rows = claim_rows(grid, results, ["MSA-cola", "MSA-mask", "MSA-shift", "MSA-sources", "MSA-learns"])
+        rows = claim_rows(grid, results, ["MSA-cola", "MSA-mask", "MSA-shift", "MSA-sources", "MSA-learns",
+                                             "MSA-budget"])
         return msa_tables(rows, path) if rows else None
     if name == "msa-pair-accuracy":
         return _pair_curves(grid, results, path)
