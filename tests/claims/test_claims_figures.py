@@ -98,7 +98,7 @@ def test_every_figure_is_drawn_from_results_alone(filled, tmp_path):
     if cola_ran:  # the MSA pretext curve: every logged step of every trained COLA/MSA cell, chance beside it
         curve = pd.read_csv(tmp_path / "claims" / "smoke" / "msa_pair_accuracy.csv")
         trained = [c for c in out["ran"] if c.rsplit("-s", 1)[0] in ("cola-msa", "cola-cola", "cola-random-mask",
-                                                                     "cola-msa-no-shift")]
+                                                                     "cola-msa-no-shift", "cola-msa-x4")]
         assert len(curve) == 4 * len(trained) and set(curve["chance"]) == {1 / 32}
         assert "random init" not in set(curve["model"])
     t2 = pd.read_csv(tmp_path / "claims" / "smoke" / "figure2_table2.csv")
